@@ -1,0 +1,4 @@
+import type { Registry } from '../../registry.js';
+
+/** Register the reference CPU kernels of this family. */
+export function registerElementwiseKernels(_r: Registry, _source: string): void {}
