@@ -16,9 +16,12 @@ export function bitsToFloat(bits: number): number {
   return f32[0]!;
 }
 
-/** float32 -> bfloat16 bits; NaN becomes 0x7FC0 as in c10::BFloat16. */
+/**
+ * float32 -> bfloat16 bits. NaN becomes 0xFFFF: that is what PyTorch's (vectorised) CPU tensor
+ * conversion produces for every NaN, which is what `tensor.to(torch.bfloat16)` users see.
+ */
 export function floatToBFloat16Bits(x: number): number {
-  if (Number.isNaN(x)) return 0x7fc0;
+  if (Number.isNaN(x)) return 0xffff;
   const u = floatBits(x);
   const bias = ((u >>> 16) & 1) + 0x7fff;
   return ((u + bias) >>> 16) & 0xffff;
