@@ -18,9 +18,7 @@ export class Catalog<T> {
     const v = this.entries.get(name);
     if (v === undefined) {
       const known = [...this.entries.keys()];
-      throw new Error(
-        `unknown ${this.kind} '${name}'; installed: ${known.length ? known.join(', ') : '(none)'}`,
-      );
+      throw new Error(`unknown ${this.kind} '${name}'; installed: ${known.length ? known.join(', ') : '(none)'}`);
     }
     return v;
   }

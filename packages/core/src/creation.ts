@@ -1,6 +1,6 @@
-import { dispatch1 } from './ops/dispatch.js';
 import { type DType, itemSize } from './dtype.js';
 import { encodeRaw } from './host-data.js';
+import { dispatch1 } from './ops/dispatch.js';
 import { checkShape, numelOf } from './shape.js';
 import { Tensor } from './tensor.js';
 
@@ -14,9 +14,10 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
-type Nested = number | boolean | Nested[];
+/** Nested arrays of numbers or booleans, as accepted by `tensor()`. */
+export type NestedArray = number | boolean | NestedArray[];
 
-function flattenNested(data: Nested, shape: number[], out: number[], depth = 0): void {
+function flattenNested(data: NestedArray, shape: number[], out: number[], depth = 0): void {
   if (Array.isArray(data)) {
     if (shape.length <= depth) shape.push(data.length);
     else if (shape[depth] !== data.length) throw new Error('tensor(): ragged nested array');
@@ -41,7 +42,11 @@ export function writeValues(t: Tensor, values: ArrayLike<number>): Tensor {
   if (t.device === 'cpu') t.raw().set(raw as never);
   else {
     const backend = t.storage.backend;
-    backend.writeBytes(t.storage, t.offset * itemSize(t.dtype), new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+    backend.writeBytes(
+      t.storage,
+      t.offset * itemSize(t.dtype),
+      new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength),
+    );
   }
   return t;
 }
@@ -50,12 +55,21 @@ export function writeValues(t: Tensor, values: ArrayLike<number>): Tensor {
  * A tensor from nested arrays or a flat typed array with `shape`. Values are rounded to the
  * dtype as PyTorch rounds them.
  */
-export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions & { shape?: readonly number[] } = {}): Tensor {
+export function tensor(
+  data: NestedArray | ArrayLike<number>,
+  opts: TensorOptions & { shape?: readonly number[] } = {},
+): Tensor {
   let shape: number[];
   let flat: ArrayLike<number>;
   if (opts.shape) {
     shape = checkShape(opts.shape, 'tensor()');
-    flat = Array.isArray(data) ? (() => { const o: number[] = []; flattenNested(data as Nested, [], o); return o; })() : (data as ArrayLike<number>);
+    flat = Array.isArray(data)
+      ? (() => {
+          const o: number[] = [];
+          flattenNested(data as NestedArray, [], o);
+          return o;
+        })()
+      : (data as ArrayLike<number>);
     if (flat.length !== numelOf(shape)) {
       throw new Error(`tensor(): ${flat.length} values do not fill shape ${JSON.stringify(shape)}`);
     }
@@ -65,7 +79,7 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions & {
   } else if (Array.isArray(data)) {
     shape = [];
     const o: number[] = [];
-    flattenNested(data as Nested, shape, o);
+    flattenNested(data as NestedArray, shape, o);
     flat = o;
   } else {
     shape = [(data as ArrayLike<number>).length];

@@ -56,8 +56,7 @@ export function rawView(buffer: ArrayBuffer, dtype: DType, offset: number, lengt
 /** The dtype that two operands promote to (PyTorch's rules for the dtypes we have). */
 export function promoteTypes(a: DType, b: DType): DType {
   if (a === b) return a;
-  const rank = (d: DType) =>
-    ({ bool: 0, uint8: 1, int32: 2, bfloat16: 3, float16: 3, float32: 4, float64: 5 })[d];
+  const rank = (d: DType) => ({ bool: 0, uint8: 1, int32: 2, bfloat16: 3, float16: 3, float32: 4, float64: 5 })[d];
   if ((a === 'bfloat16' && b === 'float16') || (a === 'float16' && b === 'bfloat16')) return 'float32';
   return rank(a) >= rank(b) ? a : b;
 }

@@ -98,9 +98,7 @@ export class Registry {
     const { backend } = parseDevice(device);
     const best = this.kernels(backend, op)[0];
     if (best) return best.kernel;
-    const where = [...this.kernelMap.keys()]
-      .filter((k) => k.endsWith(`\u0000${op}`))
-      .map((k) => k.split('\u0000')[0]);
+    const where = [...this.kernelMap.keys()].filter((k) => k.endsWith(`\u0000${op}`)).map((k) => k.split('\u0000')[0]);
     throw new Error(
       `no kernel '${op}' for device '${device}'; registered: ${where.length ? where.join(', ') : '(none)'}`,
     );

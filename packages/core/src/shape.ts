@@ -17,7 +17,8 @@ export function checkShape(shape: readonly number[], where: string): number[] {
 export function inferShape(shape: readonly number[], numel: number, where = 'reshape'): number[] {
   const out = [...shape];
   const neg = out.indexOf(-1);
-  if (neg !== out.lastIndexOf(-1)) throw new Error(`${where}: only one dimension can be -1, got ${JSON.stringify(shape)}`);
+  if (neg !== out.lastIndexOf(-1))
+    throw new Error(`${where}: only one dimension can be -1, got ${JSON.stringify(shape)}`);
   if (neg >= 0) {
     const rest = numelOf(out.filter((_, i) => i !== neg));
     if (rest === 0 || numel % rest !== 0) {

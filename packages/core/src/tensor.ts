@@ -4,12 +4,14 @@ import { record } from './autograd/node.js';
 import type { Backend } from './backend.js';
 import type { Device } from './device.js';
 import { normalizeDevice } from './device.js';
-import { type DType, isFloating, itemSize, type RawArray, rawView } from './dtype.js';
+import { DTYPES, type DType, isFloating, itemSize, type RawArray, rawView } from './dtype.js';
 import { bytesAsRaw, decodeRaw, type HostArray } from './host-data.js';
 import { trackTensor, untrackTensor } from './memory.js';
+import { cast } from './ops/elementwise.js';
 import { getRegistry } from './registry.js';
 import { inferShape, numelOf } from './shape.js';
 import type { Storage } from './storage.js';
+import { toDevice } from './transfer.js';
 
 let nextId = 1;
 
@@ -189,6 +191,16 @@ export class Tensor {
     const fullShape = this.shape;
     record('slice0', [this], [out], ([g]) => [g ? padDim0(g, start, fullShape) : null]);
     return out;
+  }
+
+  /**
+   * This tensor on another device, or cast to another dtype (a new tensor either way unless
+   * nothing changes). Differentiable.
+   */
+  to(target: Device | DType | string): Tensor {
+    if ((DTYPES as readonly string[]).includes(target))
+      return target === this.dtype ? this : cast(this, target as DType);
+    return toDevice(this, target);
   }
 
   /** A tensor sharing storage but cut from the tape. */

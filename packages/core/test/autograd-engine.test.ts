@@ -16,10 +16,30 @@ import {
 // A private registry with two toy ops, so these tests exercise only the engine.
 const r = createRegistry();
 const values = (t: Tensor) => t.toArray();
-r.registerKernel('cpu', 'add', ([a, b]) => tensor(values(a!).map((v, i) => v + values(b!)[i]!), { shape: a!.shape }));
-r.registerKernel('cpu', 'scale', ([a], { s }) => tensor(values(a!).map((v) => v * s), { shape: a!.shape }));
-r.registerKernel('cpu', 'sq', ([a]) => tensor(values(a!).map((v) => v * v), { shape: a!.shape }));
-r.registerKernel('cpu', 'mulT', ([a, b]) => tensor(values(a!).map((v, i) => v * values(b!)[i]!), { shape: a!.shape }));
+r.registerKernel('cpu', 'add', ([a, b]) =>
+  tensor(
+    values(a!).map((v, i) => v + values(b!)[i]!),
+    { shape: a!.shape },
+  ),
+);
+r.registerKernel('cpu', 'scale', ([a], { s }) =>
+  tensor(
+    values(a!).map((v) => v * s),
+    { shape: a!.shape },
+  ),
+);
+r.registerKernel('cpu', 'sq', ([a]) =>
+  tensor(
+    values(a!).map((v) => v * v),
+    { shape: a!.shape },
+  ),
+);
+r.registerKernel('cpu', 'mulT', ([a, b]) =>
+  tensor(
+    values(a!).map((v, i) => v * values(b!)[i]!),
+    { shape: a!.shape },
+  ),
+);
 
 const scale = (x: Tensor, s: number): Tensor => {
   const out = dispatch1('scale', [x], { s });

@@ -1,3 +1,5 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   bfloat16BitsToFloat,
@@ -12,8 +14,6 @@ import {
   toFloat16Array,
 } from '../src/index.js';
 import { readSafetensors } from './helpers/safetensors.js';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 const file = readSafetensors(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'half.safetensors'));
 const bytes = (k: string) => file.tensors.get(k)!.bytes;

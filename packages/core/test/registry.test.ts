@@ -69,6 +69,10 @@ describe('registry', () => {
     expect(r.parallel.names()).toEqual(['test']);
     expect(() => r.parallel.get('fsdp')).toThrow("unknown parallel strategy 'fsdp'; installed: test");
     expect(createRegistry().parallel.names()).toEqual([]);
-    expect(defaultRegistry().plugins().some((p) => p.name === 'parallel-test')).toBe(false);
+    expect(
+      defaultRegistry()
+        .plugins()
+        .some((p) => p.name === 'parallel-test'),
+    ).toBe(false);
   });
 });

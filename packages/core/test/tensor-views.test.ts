@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { memoryStats, Tensor, tensor, tidy, keep, zeros } from '../src/index.js';
+import { keep, memoryStats, Tensor, tensor, tidy, zeros } from '../src/index.js';
 
 describe('tensor views', () => {
   it('reshape, flatten and slice0 share storage without copying', () => {

@@ -27,6 +27,8 @@ export function sumToShape(g: Tensor, shape: readonly number[], where: string): 
   try {
     return dispatch1('sumTo', [g], { shape });
   } catch (e) {
-    throw new Error(`autograd: gradient from '${where}' has shape ${JSON.stringify(g.shape)}, expected ${JSON.stringify(shape)}: ${(e as Error).message}`);
+    throw new Error(
+      `autograd: gradient from '${where}' has shape ${JSON.stringify(g.shape)}, expected ${JSON.stringify(shape)}: ${(e as Error).message}`,
+    );
   }
 }

@@ -1,4 +1,4 @@
-import { tidy, keep } from '../memory.js';
+import { keep, tidy } from '../memory.js';
 import { sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { accumulateInto, castTo, onesLikeOf, sumToShape } from './engine-ops.js';
@@ -111,7 +111,9 @@ export function runBackward(roots: Tensor[], grads?: Tensor[]): void {
         const outGrads = slots.map((g, i) => (g ? applyHooks(node.outputHooks.get(i), g) : null));
         for (const h of node.preHooks) h(outGrads);
         // A node whose outputs received no gradient contributes none.
-        const inGrads = outGrads.some((g) => g) ? node.apply(outGrads) : (node.release(), []);
+        let inGrads: (Tensor | null)[] = [];
+        if (outGrads.some((g) => g)) inGrads = node.apply(outGrads);
+        else node.release();
         node.next.forEach((edge, i) => {
           let g = inGrads[i] ?? null;
           if (!edge || !g) return;

@@ -24,7 +24,7 @@ export interface FixtureCase {
 export function loadFixture(family: string): FixtureCase[] {
   const path = join(FIXTURE_DIR, `${family}.safetensors`);
   if (!existsSync(path)) {
-    throw new Error(`missing fixture ${path}; run: /usr/bin/python3 tools/fixtures/${family}.py`);
+    throw new Error(`missing fixture ${path}; regenerate with: /usr/bin/python3 tools/fixtures/generate_all.py`);
   }
   const file = readSafetensors(path);
   const cases = JSON.parse(file.metadata.cases ?? '[]') as {

@@ -77,5 +77,8 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opt
 export function randomF64(shape: number[], seed: number, scale = 1): Tensor {
   const rand = lcg(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tensor(Array.from({ length: n }, () => rand() * scale), { dtype: 'float64', shape });
+  return tensor(
+    Array.from({ length: n }, () => rand() * scale),
+    { dtype: 'float64', shape },
+  );
 }

@@ -1,8 +1,8 @@
 // Minimal safetensors reader for test fixtures (the validated, production reader lives in
 // @omnitrain/checkpoint). Fixture files are ours and small, so the whole file is read.
 import { readFileSync } from 'node:fs';
-import { type DType, Tensor, tensor } from '../../src/index.js';
 import { bytesAsRaw, decodeRaw } from '../../src/host-data.js';
+import { type DType, Tensor, tensor } from '../../src/index.js';
 
 const DTYPES: Record<string, DType> = {
   F32: 'float32',

@@ -71,7 +71,7 @@ export function store(src: ArrayLike<number>, dst: Tensor): void {
       for (let i = 0; i < src.length; i++) raw[i] = Math.trunc(src[i]!);
       return;
     case 'bool':
-      for (let i = 0; i < src.length; i++) raw[i] = src[i] ? 1 : 0;
+      for (let i = 0; i < src.length; i++) raw[i] = src[i] !== 0 ? 1 : 0; // NaN is true, as in PyTorch
       return;
     default:
       (raw as Float32Array).set(src);
