@@ -17,6 +17,7 @@ export { Catalog } from './catalog.js';
 export { corePlugin, createRegistry } from './core-plugin.js';
 export * from './creation.js';
 export * from './device.js';
+export * from './distributed/index.js';
 export * from './dtype.js';
 export * from './half.js';
 export type { HostArray } from './host-data.js';

@@ -208,6 +208,38 @@ export class Tensor {
     return this.viewAs(this.shape, this.offset);
   }
 
+  /**
+   * @internal Make this handle view `src`'s storage, shape, dtype and device (PyTorch's
+   * `p.data = t`): identity, `requiresGrad`, hooks and name stay. Used by `Parameter.setData`
+   * and strategies that swap a parameter's memory (FSDP).
+   */
+  adoptStorageOf(src: Tensor, where = 'adoptStorageOf'): void {
+    this.assertLive(where);
+    if (src.isDisposed) throw new Error(`${where}: new data tensor #${src.id} was disposed`);
+    if (src === this) return;
+    const self = this as unknown as {
+      storage: Storage;
+      shape: readonly number[];
+      dtype: DType;
+      device: Device;
+      offset: number;
+      owner: Backend;
+    };
+    const oldStorage = this.storage;
+    const oldOwner = this.owner;
+    self.storage = src.storage.retain();
+    self.shape = [...src.shape];
+    self.dtype = src.dtype;
+    self.device = src.device;
+    self.offset = src.offset;
+    self.owner = src.storage.backend;
+    if (oldOwner !== self.owner) {
+      oldOwner.countTensor(-1);
+      self.owner.countTensor(1);
+    }
+    oldStorage.release();
+  }
+
   /** @internal A handle the autograd tape owns: shares storage, invisible to `tidy`. */
   aliasForAutograd(): Tensor {
     const t = this.viewAs(this.shape, this.offset);

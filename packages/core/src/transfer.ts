@@ -18,12 +18,23 @@ export function toDevice(t: Tensor, device: string): Tensor {
         `cannot copy a meta tensor ${JSON.stringify(t.shape)} to '${dev}': it has no data (initialise it instead)`,
       );
     }
-    const size = itemSize(t.dtype);
-    t.storage.backend.synchronize();
-    const bytes = t.storage.backend.readBytes(t.storage, t.offset * size, t.numel * size);
-    out.storage.backend.writeBytes(out.storage, 0, bytes);
+    copyBytes(out, t);
   }
   const from = t.device;
   record('toDevice', [t], [out], ([g]) => [g ? toDevice(g, from) : null]);
   return out;
+}
+
+/**
+ * Copy the bytes of `src` into `dst` (same dtype and element count), across devices through
+ * host memory: backends only promise readBytes/writeBytes. Not recorded by autograd.
+ */
+export function copyBytes(dst: Tensor, src: Tensor): void {
+  if (dst.dtype !== src.dtype || dst.numel !== src.numel) {
+    throw new Error(`copyBytes: ${src} into ${dst}: dtype and element count must match`);
+  }
+  const size = itemSize(src.dtype);
+  src.storage.backend.synchronize();
+  const bytes = src.storage.backend.readBytes(src.storage, src.offset * size, src.numel * size);
+  dst.storage.backend.writeBytes(dst.storage, dst.offset * size, bytes);
 }

@@ -2,46 +2,16 @@
 // moves or casts them (`setData` swaps the storage underneath), so optimizers, hooks and
 // strategies holding a reference see the new data.
 
-import type { Backend } from '../backend.js';
-import type { Device } from '../device.js';
-import type { DType } from '../dtype.js';
 import { isFloating } from '../dtype.js';
 import { keep } from '../memory.js';
-import type { Storage } from '../storage.js';
 import { Tensor } from '../tensor.js';
-
-/** The runtime fields of Tensor that `setData` replaces (readonly only to users). */
-interface MutableFields {
-  storage: Storage;
-  shape: readonly number[];
-  dtype: DType;
-  device: Device;
-  offset: number;
-  owner: Backend;
-}
 
 /** Point `target` at `src`'s storage, shape, dtype and device; `target` keeps its identity. */
 function swapData(target: Tensor, src: Tensor, where: string): void {
-  if (target.isDisposed) throw new Error(`${where}: tensor #${target.id} was disposed`);
-  if (src.isDisposed) throw new Error(`${where}: new data tensor #${src.id} was disposed`);
-  if (src === target) return;
   if (target.requiresGrad && !isFloating(src.dtype)) {
     throw new Error(`${where}: a tensor that requires grad cannot hold ${src.dtype} data`);
   }
-  const self = target as unknown as MutableFields;
-  const oldStorage = self.storage;
-  const oldOwner = self.owner;
-  self.storage = src.storage.retain();
-  self.shape = [...src.shape];
-  self.dtype = src.dtype;
-  self.device = src.device;
-  self.offset = src.offset;
-  self.owner = src.storage.backend;
-  if (oldOwner !== self.owner) {
-    oldOwner.countTensor(-1);
-    self.owner.countTensor(1);
-  }
-  oldStorage.release();
+  target.adoptStorageOf(src, where);
 }
 
 /**

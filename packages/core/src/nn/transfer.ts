@@ -5,10 +5,10 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { writeValues } from '../creation.js';
 import { normalizeDevice } from '../device.js';
 import type { DType } from '../dtype.js';
-import { itemSize } from '../dtype.js';
 import { dispatch1 } from '../ops/dispatch.js';
 import { sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { copyBytes } from '../transfer.js';
 
 /** `t` as a new tensor on `device` with `dtype` (or null when it already is both). */
 export function transferred(t: Tensor, device: string, dtype: DType): Tensor | null {
@@ -23,10 +23,8 @@ export function transferred(t: Tensor, device: string, dtype: DType): Tensor | n
   const cast = dtype === t.dtype ? t : dispatch1('cast', [t], { dtype });
   if (dev === t.device) return cast;
   try {
-    const size = itemSize(dtype);
-    const bytes = cast.storage.backend.readBytes(cast.storage, cast.offset * size, cast.numel * size);
     const out = Tensor.empty(cast.shape, dtype, dev);
-    out.storage.backend.writeBytes(out.storage, out.offset * size, bytes);
+    copyBytes(out, cast);
     return out;
   } finally {
     if (cast !== t) cast.dispose();
@@ -50,9 +48,7 @@ export function copyInto(dst: Tensor, src: Tensor): void {
     return;
   }
   if (dst.dtype === src.dtype) {
-    const size = itemSize(src.dtype);
-    const bytes = src.storage.backend.readBytes(src.storage, src.offset * size, src.numel * size);
-    dst.storage.backend.writeBytes(dst.storage, dst.offset * size, bytes);
+    copyBytes(dst, src);
   } else {
     writeValues(dst, src.toTypedArray());
   }
