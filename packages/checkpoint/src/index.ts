@@ -1,13 +1,60 @@
 /**
  * @omnitrain/checkpoint — checkpoint formats: Hugging Face safetensors (single and sharded), sharded DCP-style checkpoints.
+ *
+ * The `hf-safetensors` format: {@link openSafetensors} (one file), {@link openSafetensorsDir}
+ * (a Hugging Face directory, single or sharded) give random access to tensors, byte ranges and
+ * dim-0 row ranges without loading whole files; {@link writeSafetensors} and
+ * {@link writeSafetensorsDir} write them (atomically, sharded by size). The reader validates the
+ * whole header before use and never executes anything from a file.
  * @packageDocumentation
  */
 import type { Plugin } from '@omnitrain/core';
+import { hfSafetensorsFormat } from './format.js';
 
-/** The plugin object: `registry.use(plugin)` registers everything this package provides. */
+export {
+  coreDTypeOf,
+  isSafetensorsDType,
+  SAFETENSORS_DTYPES,
+  type SafetensorsDType,
+  safetensorsDTypeOf,
+  safetensorsItemSize,
+} from './dtypes.js';
+export { type FileOpener, nodeFileOpener, type RandomAccessFile } from './file-io.js';
+export { type CheckpointFormat, hfSafetensorsFormat, type LoadOptions } from './format.js';
+export { type HeaderEntry, MAX_HEADER_BYTES, type ParsedHeader, parseHeader } from './header.js';
+export {
+  type OpenOptions,
+  openSafetensors,
+  type ReadOptions,
+  SafetensorsFile,
+  type SafetensorsSource,
+  type TensorInfo,
+} from './reader.js';
+export {
+  INDEX_FILE,
+  openSafetensorsDir,
+  readIndex,
+  SafetensorsDir,
+  type SafetensorsIndex,
+  SINGLE_FILE,
+} from './sharded-reader.js';
+export {
+  parseSize,
+  type RawTensor,
+  type TensorDict,
+  type WritableTensor,
+  type WriteDirOptions,
+  type WriteResult,
+  writeSafetensors,
+  writeSafetensorsDir,
+} from './writer.js';
+
+/** The plugin object: `registry.use(plugin)` registers the `hf-safetensors` checkpoint format. */
 export const plugin: Plugin = {
   name: 'checkpoint',
   version: '0.1.0',
   coreRange: '^0.1',
-  setup() {},
+  setup(r) {
+    r.checkpointFormats.register('hf-safetensors', hfSafetensorsFormat);
+  },
 };

@@ -63,6 +63,15 @@ export function float16BitsToFloat(h: number): number {
 
 /** Convert a whole array of float32 values to bfloat16 bits. */
 export function toBFloat16Array(src: ArrayLike<number>, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (src instanceof Float32Array) {
+    // Fast path: integer rounding on the float32 bit patterns, no per-element float conversion.
+    const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    for (let i = 0; i < bits.length; i++) {
+      const u = bits[i]!;
+      dst[i] = (u & 0x7fffffff) > 0x7f800000 ? 0xffff : ((u + (((u >>> 16) & 1) + 0x7fff)) >>> 16) & 0xffff;
+    }
+    return dst;
+  }
   for (let i = 0; i < src.length; i++) dst[i] = floatToBFloat16Bits(src[i]!);
   return dst;
 }

@@ -1,0 +1,60 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+/** A file opened for positional reads. The reader never reads past `size`. */
+export interface RandomAccessFile {
+  /** Size in bytes when opened. */
+  readonly size: number;
+  /** Read up to `dst.length` bytes at `position` into `dst`; returns how many were read (0 at end of file). */
+  read(dst: Uint8Array, position: number): number;
+  /** Close the file. */
+  close(): void;
+}
+
+/** Opens a file for positional reads; injectable so tests can count the bytes a reader reads. */
+export type FileOpener = (path: string) => RandomAccessFile;
+
+/** The default opener: a Node file descriptor read with `fs.readSync(fd, buf, 0, n, position)`. */
+export const nodeFileOpener: FileOpener = (path) => {
+  const fd = openSync(path, 'r');
+  let size: number;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${path}: not a regular file`);
+    size = st.size;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  let open = true;
+  return {
+    size,
+    read(dst, position) {
+      if (!open) throw new Error(`${path}: read after close`);
+      return readSync(fd, dst, 0, dst.length, position);
+    },
+    close() {
+      if (open) {
+        open = false;
+        closeSync(fd);
+      }
+    },
+  };
+};
+
+const CHUNK = 1 << 30;
+
+/** Fill `dst` from `position`, looping over short reads; an early end of file is an error naming `path`. */
+export function readFully(file: RandomAccessFile, dst: Uint8Array, position: number, path: string): void {
+  let done = 0;
+  while (done < dst.length) {
+    const want = Math.min(CHUNK, dst.length - done);
+    const n = file.read(dst.subarray(done, done + want), position + done);
+    if (!(n > 0)) {
+      throw new Error(
+        `safetensors ${path}: unexpected end of file reading ${dst.length} bytes at byte ${position} ` +
+          `(got ${done}; was the file changed while open?)`,
+      );
+    }
+    done += n;
+  }
+}
