@@ -3,11 +3,26 @@
  * @packageDocumentation
  */
 import type { Plugin } from '@omnitrain/core';
+import { TRAIN_VERSION } from './version.js';
+
+export { type CliIO, main, USAGE } from './cli.js';
+export { LAUNCH_USAGE, type LaunchOptions, parseLaunchArgs, UsageError } from './launch-args.js';
+export {
+  describeFailure,
+  type LaunchIO,
+  type LaunchResult,
+  launch,
+  type RankFailure,
+  type RunningLaunch,
+  startLaunch,
+} from './launcher.js';
+export { firstHostOfNodelist } from './slurm.js';
+export { TRAIN_VERSION } from './version.js';
 
 /** The plugin object: `registry.use(plugin)` registers everything this package provides. */
 export const plugin: Plugin = {
   name: 'train',
-  version: '0.1.0',
+  version: TRAIN_VERSION,
   coreRange: '^0.1',
   setup() {},
 };

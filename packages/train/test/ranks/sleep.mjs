@@ -1,0 +1,3 @@
+// Prints once and stays up for a minute (the launcher gets stopped meanwhile).
+console.log(`up pid ${process.pid}`);
+setTimeout(() => {}, 60_000);
