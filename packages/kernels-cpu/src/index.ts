@@ -3,11 +3,28 @@
  * @packageDocumentation
  */
 import type { Plugin } from '@omnitrain/core';
+import { registerNativeKernels } from './kernels.js';
 
-/** The plugin object: `registry.use(plugin)` registers everything this package provides. */
+export { KERNEL_PRIORITY, KERNEL_SOURCE, NATIVE_KERNELS, registerNativeKernels } from './kernels.js';
+export {
+  fmaPeakGflops,
+  type NativeAddon,
+  native,
+  nativeStatus,
+  nativeUnavailableReason,
+  setNumThreads,
+} from './native.js';
+
+/**
+ * The plugin object: `registry.use(plugin)` registers the native kernels on `cpu` at priority 10.
+ * Nothing native is loaded here; the addon loads on the first kernel call, and when it is unavailable
+ * every op runs core's reference kernel (`nativeStatus()` says "backend unavailable: <why>").
+ */
 export const plugin: Plugin = {
   name: 'kernels-cpu',
   version: '0.1.0',
   coreRange: '^0.1',
-  setup() {},
+  setup(r) {
+    registerNativeKernels(r);
+  },
 };

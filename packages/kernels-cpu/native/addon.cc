@@ -1,0 +1,194 @@
+// N-API bindings: every array argument is a typed-array view of a tensor's own storage (no copies).
+#include <napi.h>
+
+#include "kernels.h"
+#include "pool.h"
+
+namespace {
+template <class T>
+T* P(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+double D(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
+long L(const Napi::CallbackInfo& info, size_t i) { return (long)info[i].As<Napi::Number>().Int64Value(); }
+bool B(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("isa", ot::isaName());
+  o.Set("threads", ot::numThreads());
+  o.Set("blas", "openblas");
+  return o;
+}
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  ot::setThreads((int)L(info, 0));
+  return info.Env().Undefined();
+}
+// gemm(A, B, C, M, N, K, transA, transB, offA: Float64Array, offB: Float64Array)  (element offsets per batch)
+Napi::Value BlasThreads(const Napi::CallbackInfo& info) {
+  ot::blasThreads((int)L(info, 0));
+  return info.Env().Undefined();
+}
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  const float* A = P<float>(info, 0);
+  const float* Bm = P<float>(info, 1);
+  float* C = P<float>(info, 2);
+  int M = (int)L(info, 3), N = (int)L(info, 4), K = (int)L(info, 5);
+  bool ta = B(info, 6), tb = B(info, 7);
+  const double* oa = P<double>(info, 8);
+  const double* ob = P<double>(info, 9);
+  long batch = info[8].As<Napi::TypedArray>().ElementLength();
+  for (long p = 0; p < batch; p++)
+    ot::gemm(A + (long)oa[p], Bm + (long)ob[p], C + p * (long)M * N, M, N, K, ta, tb, 0.0f);
+  return info.Env().Undefined();
+}
+Napi::Value RmsNormFwd(const Napi::CallbackInfo& info) {
+  ot::rmsNormFwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), L(info, 4), (int)L(info, 5),
+                 (float)D(info, 6));
+  return info.Env().Undefined();
+}
+Napi::Value RmsNormBwd(const Napi::CallbackInfo& info) {
+  ot::rmsNormBwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), P<float>(info, 4),
+                 P<float>(info, 5), L(info, 6), (int)L(info, 7));
+  return info.Env().Undefined();
+}
+Napi::Value LayerNormFwd(const Napi::CallbackInfo& info) {
+  ot::layerNormFwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), P<float>(info, 4),
+                   P<float>(info, 5), L(info, 6), (int)L(info, 7), (float)D(info, 8));
+  return info.Env().Undefined();
+}
+Napi::Value LayerNormBwd(const Napi::CallbackInfo& info) {
+  ot::layerNormBwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), P<float>(info, 4),
+                   P<float>(info, 5), P<float>(info, 6), P<float>(info, 7), L(info, 8), (int)L(info, 9));
+  return info.Env().Undefined();
+}
+Napi::Value SwigluFwd(const Napi::CallbackInfo& info) {
+  ot::swigluFwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3));
+  return info.Env().Undefined();
+}
+Napi::Value SwigluBwd(const Napi::CallbackInfo& info) {
+  ot::swigluBwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), P<float>(info, 4),
+                L(info, 5));
+  return info.Env().Undefined();
+}
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  ot::rope(P<float>(info, 0), P<int32_t>(info, 1), P<float>(info, 2), P<float>(info, 3), L(info, 4), (int)L(info, 5),
+           (int)L(info, 6), (float)D(info, 7));
+  return info.Env().Undefined();
+}
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  ot::add(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3));
+  return info.Env().Undefined();
+}
+Napi::Value AddInplace(const Napi::CallbackInfo& info) {
+  ot::addInplace(P<float>(info, 0), P<float>(info, 1), (float)D(info, 2), L(info, 3), B(info, 4));
+  return info.Env().Undefined();
+}
+Napi::Value MulInplace(const Napi::CallbackInfo& info) {
+  ot::mulInplace(P<float>(info, 0), (float)D(info, 1), L(info, 2));
+  return info.Env().Undefined();
+}
+Napi::Value Adamw(const Napi::CallbackInfo& info) {
+  ot::adamw(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), L(info, 4), D(info, 5), D(info, 6),
+            D(info, 7), D(info, 8), D(info, 9), D(info, 10), B(info, 11));
+  return info.Env().Undefined();
+}
+Napi::Value EmbeddingFwd(const Napi::CallbackInfo& info) {
+  ot::embeddingFwd(P<int32_t>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3), (int)L(info, 4));
+  return info.Env().Undefined();
+}
+Napi::Value EmbeddingBwd(const Napi::CallbackInfo& info) {
+  ot::embeddingBwd(P<int32_t>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3), (int)L(info, 4), L(info, 5));
+  return info.Env().Undefined();
+}
+Napi::Value CeFwd(const Napi::CallbackInfo& info) {
+  long c = ot::ceFwd(P<float>(info, 0), P<int32_t>(info, 1), P<float>(info, 2), P<double>(info, 3), L(info, 4),
+                     L(info, 5), (int)L(info, 6));
+  return Napi::Number::New(info.Env(), (double)c);
+}
+Napi::Value CeBwd(const Napi::CallbackInfo& info) {
+  ot::ceBwd(P<float>(info, 0), P<int32_t>(info, 1), P<float>(info, 2), P<double>(info, 3), P<float>(info, 4), L(info, 5),
+            L(info, 6));
+  return info.Env().Undefined();
+}
+Napi::Value FlceFwd(const Napi::CallbackInfo& info) {
+  long c = ot::flceFwd(P<float>(info, 0), P<float>(info, 1), P<int32_t>(info, 2), P<float>(info, 3), P<double>(info, 4),
+                       L(info, 5), (int)L(info, 6), L(info, 7), (int)L(info, 8), L(info, 9));
+  return Napi::Number::New(info.Env(), (double)c);
+}
+Napi::Value FlceBwd(const Napi::CallbackInfo& info) {
+  ot::flceBwd(P<float>(info, 0), P<float>(info, 1), P<int32_t>(info, 2), P<float>(info, 3), P<double>(info, 4),
+              P<float>(info, 5), P<float>(info, 6), L(info, 7), (int)L(info, 8), L(info, 9), L(info, 10));
+  return info.Env().Undefined();
+}
+Napi::Value SoftmaxFwd(const Napi::CallbackInfo& info) {
+  ot::softmaxFwd(P<float>(info, 0), P<float>(info, 1), L(info, 2), L(info, 3), B(info, 4));
+  return info.Env().Undefined();
+}
+Napi::Value CastToBf16(const Napi::CallbackInfo& info) {
+  ot::castF32ToBf16(P<float>(info, 0), P<uint16_t>(info, 1), L(info, 2));
+  return info.Env().Undefined();
+}
+Napi::Value CastFromBf16(const Napi::CallbackInfo& info) {
+  ot::castBf16ToF32(P<uint16_t>(info, 0), P<float>(info, 1), L(info, 2));
+  return info.Env().Undefined();
+}
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ot::fmaPeak((int)L(info, 0), D(info, 1)));
+}
+// attentionFwd(q, k, v, o, lse, seg Int32Array [q0,k0,sq,sk]*, hq, hkv, d, scale, causal)
+Napi::Value AttnFwd(const Napi::CallbackInfo& info) {
+  int nseg = (int)(info[5].As<Napi::TypedArray>().ElementLength() / 4);
+  ot::attentionFwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), P<float>(info, 4),
+                   P<int32_t>(info, 5), nseg, (int)L(info, 6), (int)L(info, 7), (int)L(info, 8), (float)D(info, 9),
+                   B(info, 10));
+  return info.Env().Undefined();
+}
+// attentionBwd(q, k, v, lse, gradOut, dq, dk, dv, seg, hq, hkv, d, scale, causal)
+Napi::Value AttnBwd(const Napi::CallbackInfo& info) {
+  int nseg = (int)(info[8].As<Napi::TypedArray>().ElementLength() / 4);
+  ot::attentionBwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), P<float>(info, 4),
+                   P<float>(info, 5), P<float>(info, 6), P<float>(info, 7), P<int32_t>(info, 8), nseg, (int)L(info, 9),
+                   (int)L(info, 10), (int)L(info, 11), (float)D(info, 12), B(info, 13));
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ot::blasThreads(1);  // BLAS runs inside our pool's workers
+#define FN(name, f) exports.Set(name, Napi::Function::New(env, f, name))
+  FN("info", Info);
+  FN("setThreads", SetThreads);
+  FN("gemm", Gemm);
+  FN("blasThreads", BlasThreads);
+  FN("rmsNormFwd", RmsNormFwd);
+  FN("rmsNormBwd", RmsNormBwd);
+  FN("layerNormFwd", LayerNormFwd);
+  FN("layerNormBwd", LayerNormBwd);
+  FN("swigluFwd", SwigluFwd);
+  FN("swigluBwd", SwigluBwd);
+  FN("rope", Rope);
+  FN("add", Add);
+  FN("addInplace", AddInplace);
+  FN("mulInplace", MulInplace);
+  FN("adamw", Adamw);
+  FN("embeddingFwd", EmbeddingFwd);
+  FN("embeddingBwd", EmbeddingBwd);
+  FN("ceFwd", CeFwd);
+  FN("ceBwd", CeBwd);
+  FN("flceFwd", FlceFwd);
+  FN("flceBwd", FlceBwd);
+  FN("softmaxFwd", SoftmaxFwd);
+  FN("castToBf16", CastToBf16);
+  FN("castFromBf16", CastFromBf16);
+  FN("fmaPeak", FmaPeak);
+  FN("attentionFwd", AttnFwd);
+  FN("attentionBwd", AttnBwd);
+#undef FN
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(omnitrain_kernels_cpu, Init)

@@ -1,0 +1,571 @@
+// Registration of the native float32 kernels over core's reference kernels. Each kernel handles the
+// dtype/shape/attribute combinations it supports natively and otherwise calls the next kernel
+// registered for the op (core's reference), so nothing fails that worked before.
+import { broadcastShapes, type Kernel, numelOf, type Registry, stridesOf, Tensor } from '@omnitrain/core';
+import { type NativeAddon, native } from './native.js';
+
+/** `source` of every kernel this package registers. */
+export const KERNEL_SOURCE = '@omnitrain/kernels-cpu native';
+/** Priority of the native kernels (core's reference kernels are at 0). */
+export const KERNEL_PRIORITY = 10;
+
+type F32 = Float32Array;
+type NativeKernel = (n: NativeAddon, inputs: Tensor[], attrs: any) => Tensor | Tensor[] | null;
+
+const f32 = (t: Tensor | undefined): t is Tensor => t !== undefined && t.dtype === 'float32';
+const i32 = (t: Tensor | undefined): t is Tensor => t !== undefined && t.dtype === 'int32';
+const raw = (t: Tensor) => t.raw() as F32;
+const ints = (t: Tensor) => t.raw() as Int32Array;
+const empty = (shape: readonly number[]) => Tensor.empty(shape, 'float32', 'cpu');
+
+/** The best kernel for `op` on cpu below ours (core's reference): never one of ours or a wrapper above. */
+function fallback(r: Registry, op: string): Kernel {
+  const e = r.kernels('cpu', op).find((k) => k.source !== KERNEL_SOURCE && k.priority < KERNEL_PRIORITY);
+  if (!e) throw new Error(`kernels-cpu: no fallback kernel for '${op}' on cpu`);
+  return e.kernel;
+}
+
+function batchOffsets(own: readonly number[], batch: readonly number[], matrixSize: number): Float64Array {
+  const n = batch.length;
+  const total = numelOf(batch);
+  const out = new Float64Array(total);
+  const ownStrides = stridesOf(own);
+  const lead = n - own.length;
+  const strides = batch.map((s, i) =>
+    i < lead || own[i - lead] !== s || s === 1 ? 0 : ownStrides[i - lead]! * matrixSize,
+  );
+  const idx = new Array<number>(n).fill(0);
+  let base = 0;
+  for (let p = 0; p < total; p++) {
+    out[p] = base;
+    for (let d = n - 1; d >= 0; d--) {
+      base += strides[d]!;
+      if (++idx[d]! < batch[d]!) break;
+      base -= strides[d]! * batch[d]!;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** float32 values of a bfloat16 tensor (a converted copy). */
+function bf16Values(n: NativeAddon, t: Tensor): F32 {
+  const out = new Float32Array(t.numel);
+  n.castFromBf16(t.raw() as Uint16Array, out, t.numel);
+  return out;
+}
+
+/** bfloat16 matmul: operands widened to float32, float32 accumulation (BLAS), rounded once to bfloat16. */
+function matmulBf16(n: NativeAddon, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor | null {
+  const wa = Tensor.empty(a.shape, 'float32', 'cpu');
+  const wb = Tensor.empty(b.shape, 'float32', 'cpu');
+  try {
+    raw(wa).set(bf16Values(n, a));
+    raw(wb).set(bf16Values(n, b));
+    const o = matmul(n, [wa, wb], { transA, transB }) as Tensor | null;
+    if (!o) return null;
+    const y = Tensor.empty(o.shape, 'bfloat16', 'cpu');
+    n.castToBf16(raw(o), y.raw() as Uint16Array, o.numel);
+    o.dispose();
+    return y;
+  } finally {
+    wa.dispose();
+    wb.dispose();
+  }
+}
+
+const matmul: NativeKernel = (n, [a, b], { transA = false, transB = false }) => {
+  if (a?.dtype === 'bfloat16' && b?.dtype === 'bfloat16' && a.ndim >= 2 && b.ndim >= 2) {
+    return matmulBf16(n, a, b, transA, transB);
+  }
+  if (!f32(a) || !f32(b) || a.ndim < 2 || b.ndim < 2) return null;
+  const ar = a.ndim;
+  const br = b.ndim;
+  const M = a.shape[transA ? ar - 1 : ar - 2]!;
+  const K = a.shape[transA ? ar - 2 : ar - 1]!;
+  const Kb = b.shape[transB ? br - 1 : br - 2]!;
+  const N = b.shape[transB ? br - 2 : br - 1]!;
+  if (K !== Kb) return null; // the reference throws the descriptive error
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const batch = broadcastShapes(batchA, batchB, 'matmul');
+  const out = empty([...batch, M, N]);
+  if (out.numel === 0) return out;
+  // B shared across a batch and not transposed-A: one GEMM over all rows of A.
+  if (batchB.length === 0 && !transA && numelOf(batchA) > 1) {
+    const rows = numelOf(batchA) * M;
+    n.gemm(raw(a), raw(b), raw(out), rows, N, K, false, transB, new Float64Array(1), new Float64Array(1));
+    return out;
+  }
+  n.gemm(
+    raw(a),
+    raw(b),
+    raw(out),
+    M,
+    N,
+    K,
+    transA,
+    transB,
+    batchOffsets(batchA, batch, M * K),
+    batchOffsets(batchB, batch, K * N),
+  );
+  return out;
+};
+
+const rmsNorm: NativeKernel = (n, [x, w], { eps }) => {
+  if (!f32(x) || !f32(w) || x.ndim < 1) return null;
+  const d = x.shape[x.ndim - 1]!;
+  if (w.numel !== d || d === 0) return null;
+  const y = empty(x.shape);
+  const rstd = empty(x.shape.slice(0, -1));
+  n.rmsNormFwd(raw(x), raw(w), raw(y), raw(rstd), x.numel / d, d, eps);
+  return [y, rstd];
+};
+
+const rmsNormBackward: NativeKernel = (n, [gy, x, w, rstd]) => {
+  if (!f32(gy) || !f32(x) || !f32(w) || !f32(rstd)) return null;
+  const d = x.shape[x.ndim - 1]!;
+  if (d === 0 || gy.numel !== x.numel) return null;
+  const gx = empty(x.shape);
+  const gw = empty(w.shape);
+  n.rmsNormBwd(raw(gy), raw(x), raw(w), raw(rstd), raw(gx), raw(gw), x.numel / d, d);
+  return [gx, gw];
+};
+
+const layerNorm: NativeKernel = (n, inputs, { eps, hasWeight, hasBias }) => {
+  const x = inputs[0];
+  const w = hasWeight ? inputs[1] : undefined;
+  const b = hasBias ? inputs[hasWeight ? 2 : 1] : undefined;
+  if (!f32(x) || x.ndim < 1 || (hasWeight && !f32(w)) || (hasBias && !f32(b))) return null;
+  const d = x.shape[x.ndim - 1]!;
+  if (d === 0 || (w && w.numel !== d) || (b && b.numel !== d)) return null;
+  const y = empty(x.shape);
+  const mean = empty(x.shape.slice(0, -1));
+  const rstd = empty(x.shape.slice(0, -1));
+  n.layerNormFwd(raw(x), w ? raw(w) : null, b ? raw(b) : null, raw(y), raw(mean), raw(rstd), x.numel / d, d, eps);
+  return [y, mean, rstd];
+};
+
+const layerNormBackward: NativeKernel = (n, inputs, { hasWeight, hasBias }) => {
+  const [gy, x, mean, rstd] = inputs;
+  const w = hasWeight ? inputs[4] : undefined;
+  if (!f32(gy) || !f32(x) || !f32(mean) || !f32(rstd) || (hasWeight && !f32(w))) return null;
+  const d = x.shape[x.ndim - 1]!;
+  if (d === 0 || gy.numel !== x.numel) return null;
+  const gx = empty(x.shape);
+  const gw = w ? empty(w.shape) : null;
+  const gb = hasBias ? empty([d]) : null;
+  n.layerNormBwd(
+    raw(gy),
+    raw(x),
+    raw(mean),
+    raw(rstd),
+    w ? raw(w) : null,
+    raw(gx),
+    gw && raw(gw),
+    gb && raw(gb),
+    x.numel / d,
+    d,
+  );
+  const outs = [gx];
+  if (gw) outs.push(gw);
+  if (gb) outs.push(gb);
+  return outs;
+};
+
+const swiglu: NativeKernel = (n, [g, u]) => {
+  if (!f32(g) || !f32(u) || g.numel !== u.numel) return null;
+  const y = empty(g.shape);
+  n.swigluFwd(raw(g), raw(u), raw(y), g.numel);
+  return y;
+};
+
+const swigluBackward: NativeKernel = (n, [dy, g, u]) => {
+  if (!f32(dy) || !f32(g) || !f32(u) || g.numel !== u.numel || dy.numel !== g.numel) return null;
+  const gg = empty(g.shape);
+  const gu = empty(u.shape);
+  n.swigluBwd(raw(dy), raw(g), raw(u), raw(gg), raw(gu), g.numel);
+  return [gg, gu];
+};
+
+const rope =
+  (sign: 1 | -1): NativeKernel =>
+  (n, [x, positions], { invFreq }) => {
+    if (!f32(x) || !i32(positions) || x.ndim < 2) return null;
+    const d = x.shape[x.ndim - 1]!;
+    const h = x.shape[x.ndim - 2]!;
+    if (d % 2 !== 0 || invFreq.length !== d / 2 || positions.numel * h * d !== x.numel) return null;
+    const y = empty(x.shape);
+    n.rope(
+      raw(x),
+      ints(positions),
+      Float32Array.from(invFreq as ArrayLike<number>),
+      raw(y),
+      positions.numel,
+      h,
+      d,
+      sign,
+    );
+    return y;
+  };
+
+const addKernel: NativeKernel = (n, inputs, attrs) => {
+  const [a, b] = inputs;
+  if (inputs.length !== 2 || !f32(a) || !f32(b) || attrs.reverse || (attrs.dtype && attrs.dtype !== 'float32'))
+    return null;
+  if (a.ndim !== b.ndim || a.shape.some((s, i) => s !== b.shape[i])) return null;
+  const y = empty(a.shape);
+  n.add(raw(a), raw(b), raw(y), a.numel);
+  return y;
+};
+
+const addInplace: NativeKernel = (n, [dst, src], { alpha = 1 }) => {
+  if (!f32(dst) || !f32(src)) return null;
+  if (src.numel !== dst.numel && src.numel !== 1) return null;
+  if (src.numel !== 1 && (dst.ndim !== src.ndim || dst.shape.some((s, i) => s !== src.shape[i]))) return null;
+  n.addInplace(raw(dst), raw(src), alpha, dst.numel, src.numel === 1 && dst.numel !== 1);
+  return dst;
+};
+
+const mulInplace: NativeKernel = (n, [dst], { value }) => {
+  if (!f32(dst)) return null;
+  n.mulInplace(raw(dst), value, dst.numel);
+  return dst;
+};
+
+const adamwStep: NativeKernel = (n, inputs, a) => {
+  const [p, g, m, v, maxSq] = inputs;
+  if (maxSq || a.amsgrad || !f32(p) || !f32(g) || !f32(m) || !f32(v)) return null;
+  if (g.numel !== p.numel || m.numel !== p.numel || v.numel !== p.numel) return null;
+  n.adamw(raw(p), raw(g), raw(m), raw(v), p.numel, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step, !!a.maximize);
+  return p;
+};
+
+function idsInRange(ids: Int32Array, vocab: number): boolean {
+  for (let i = 0; i < ids.length; i++) if (ids[i]! < 0 || ids[i]! >= vocab) return false;
+  return true;
+}
+
+const embedding: NativeKernel = (n, [ids, w]) => {
+  if (!i32(ids) || !f32(w) || w.ndim !== 2) return null;
+  const [vocab, hidden] = w.shape as [number, number];
+  if (!idsInRange(ints(ids), vocab)) return null; // reference throws with the position
+  const out = empty([...ids.shape, hidden]);
+  n.embeddingFwd(ints(ids), raw(w), raw(out), ids.numel, hidden);
+  return out;
+};
+
+const embeddingBackward: NativeKernel = (n, [ids, g], { numEmbeddings }) => {
+  if (!i32(ids) || !f32(g)) return null;
+  const hidden = g.shape[g.ndim - 1]!;
+  if (g.numel !== ids.numel * hidden || !idsInRange(ints(ids), numEmbeddings)) return null;
+  const dw = empty([numEmbeddings, hidden]);
+  n.embeddingBwd(ints(ids), raw(g), raw(dw), ids.numel, hidden, numEmbeddings);
+  return dw;
+};
+
+function labelsOk(y: Int32Array, vocab: number, ignoreIndex: number): boolean {
+  for (let i = 0; i < y.length; i++) if (y[i] !== ignoreIndex && (y[i]! < 0 || y[i]! >= vocab)) return false;
+  return true;
+}
+
+function finishLoss(rowLoss: Float64Array, count: number, reduction: string): Tensor {
+  if (reduction === 'none') {
+    const o = empty([rowLoss.length]);
+    raw(o).set(rowLoss);
+    return o;
+  }
+  let total = 0;
+  for (let i = 0; i < rowLoss.length; i++) total += rowLoss[i]!;
+  const o = empty([]);
+  raw(o)[0] = reduction === 'mean' ? total / count : total;
+  return o;
+}
+
+function rowScales(
+  labels: Int32Array,
+  gradLoss: Tensor,
+  attrs: { ignoreIndex: number; reduction: string },
+): Float64Array | null {
+  if (gradLoss.dtype !== 'float32' && gradLoss.dtype !== 'float64') return null;
+  const g = gradLoss.raw() as Float32Array | Float64Array;
+  const n = labels.length;
+  const scales = new Float64Array(n);
+  let count = 1;
+  if (attrs.reduction === 'mean') {
+    count = 0;
+    for (let i = 0; i < n; i++) if (labels[i] !== attrs.ignoreIndex) count++;
+  }
+  for (let i = 0; i < n; i++) {
+    if (labels[i] === attrs.ignoreIndex) continue;
+    scales[i] = attrs.reduction === 'none' ? g[i]! : g[0]! / count;
+  }
+  return scales;
+}
+
+const crossEntropy: NativeKernel = (n, [logits, labels], attrs) => {
+  if (!f32(logits) || logits.ndim !== 2 || !i32(labels)) return null;
+  const [rows, vocab] = logits.shape as [number, number];
+  if (!labelsOk(ints(labels), vocab, attrs.ignoreIndex)) return null;
+  const lse = empty([rows]);
+  const rowLoss = new Float64Array(rows);
+  const count = n.ceFwd(raw(logits), ints(labels), raw(lse), rowLoss, rows, vocab, attrs.ignoreIndex);
+  return [finishLoss(rowLoss, count, attrs.reduction), lse];
+};
+
+const crossEntropyBackward: NativeKernel = (n, [logits, labels, lse, gradLoss], attrs) => {
+  if (!f32(logits) || logits.ndim !== 2 || !i32(labels) || !f32(lse) || !gradLoss) return null;
+  const [rows, vocab] = logits.shape as [number, number];
+  const scales = rowScales(ints(labels), gradLoss, attrs);
+  if (!scales) return null;
+  const out = empty([rows, vocab]);
+  n.ceBwd(raw(logits), ints(labels), raw(lse), scales, raw(out), rows, vocab);
+  return out;
+};
+
+const flce: NativeKernel = (n, [h, w, labels], attrs) => {
+  if (!f32(h) || !f32(w) || h.ndim !== 2 || w.ndim !== 2 || !i32(labels)) return null;
+  const [rows, dim] = h.shape as [number, number];
+  const vocab = w.shape[0]!;
+  if (w.shape[1] !== dim || !labelsOk(ints(labels), vocab, attrs.ignoreIndex)) return null;
+  const lse = empty([rows]);
+  const rowLoss = new Float64Array(rows);
+  const count = n.flceFwd(
+    raw(h),
+    raw(w),
+    ints(labels),
+    raw(lse),
+    rowLoss,
+    rows,
+    dim,
+    vocab,
+    attrs.ignoreIndex,
+    attrs.chunkSize,
+  );
+  return [finishLoss(rowLoss, count, attrs.reduction), lse];
+};
+
+const flceBackward: NativeKernel = (n, [h, w, labels, lse, gradLoss], attrs) => {
+  if (!f32(h) || !f32(w) || h.ndim !== 2 || !i32(labels) || !f32(lse) || !gradLoss) return null;
+  const [rows, dim] = h.shape as [number, number];
+  const vocab = w.shape[0]!;
+  const scales = rowScales(ints(labels), gradLoss, attrs);
+  if (!scales) return null;
+  const gh = (attrs.needHidden ?? true) ? empty([rows, dim]) : null;
+  const gw = (attrs.needWeight ?? true) ? empty([vocab, dim]) : null;
+  n.flceBwd(
+    raw(h),
+    raw(w),
+    ints(labels),
+    raw(lse),
+    scales,
+    gh && raw(gh),
+    gw && raw(gw),
+    rows,
+    dim,
+    vocab,
+    attrs.chunkSize,
+  );
+  const outs: Tensor[] = [];
+  if (gh) outs.push(gh);
+  if (gw) outs.push(gw);
+  return outs;
+};
+
+const ZERO = new Float64Array(1);
+
+const groupedMatmul: NativeKernel = (n, [x, w, sizes]) => {
+  if (!f32(x) || !f32(w) || !i32(sizes) || x.ndim !== 2 || w.ndim !== 3) return null;
+  const [t, k] = x.shape as [number, number];
+  const [e, nOut, kw] = w.shape as [number, number, number];
+  const g = ints(sizes);
+  if (kw !== k || g.length !== e || g.reduce((a, b) => a + b, 0) !== t || g.some((s) => s < 0)) return null;
+  const y = empty([t, nOut]);
+  const X = raw(x);
+  const W = raw(w);
+  const Y = raw(y);
+  for (let i = 0, r0 = 0; i < e; r0 += g[i]!, i++) {
+    if (g[i] === 0) continue;
+    n.gemm(
+      X.subarray(r0 * k),
+      W.subarray(i * nOut * k),
+      Y.subarray(r0 * nOut),
+      g[i]!,
+      nOut,
+      k,
+      false,
+      true,
+      ZERO,
+      ZERO,
+    );
+  }
+  return y;
+};
+
+const groupedMatmulBackward: NativeKernel = (n, [gy, x, w, sizes]) => {
+  if (!f32(gy) || !f32(x) || !f32(w) || !i32(sizes) || x.ndim !== 2 || w.ndim !== 3) return null;
+  const [t, k] = x.shape as [number, number];
+  const [e, nOut, kw] = w.shape as [number, number, number];
+  const g = ints(sizes);
+  if (kw !== k || g.length !== e || g.reduce((a, b) => a + b, 0) !== t || gy.numel !== t * nOut) return null;
+  const gx = empty([t, k]);
+  const gw = empty(w.shape);
+  const GY = raw(gy);
+  const X = raw(x);
+  const W = raw(w);
+  const GX = raw(gx);
+  const GW = raw(gw);
+  for (let i = 0, r0 = 0; i < e; r0 += g[i]!, i++) {
+    const wi = GW.subarray(i * nOut * k, (i + 1) * nOut * k);
+    if (g[i] === 0) {
+      wi.fill(0);
+      continue;
+    }
+    const gyi = GY.subarray(r0 * nOut);
+    n.gemm(gyi, W.subarray(i * nOut * k), GX.subarray(r0 * k), g[i]!, k, nOut, false, false, ZERO, ZERO);
+    n.gemm(gyi, X.subarray(r0 * k), wi, nOut, k, g[i]!, true, false, ZERO, ZERO);
+  }
+  return [gx, gw];
+};
+
+/** [q0, k0, sq, sk] per sequence, as core's reference attention lays them out; null when invalid. */
+function segmentsOf(q: Tensor, k: Tensor, cu: Tensor | undefined): Int32Array | null {
+  if (q.ndim === 4) {
+    const [b, s] = q.shape as [number, number];
+    const sk = k.shape[1]!;
+    const seg = new Int32Array(b * 4);
+    for (let i = 0; i < b; i++) seg.set([i * s, i * sk, s, sk], i * 4);
+    return seg;
+  }
+  if (q.ndim !== 3) return null;
+  if (!cu) return Int32Array.from([0, 0, q.shape[0]!, k.shape[0]!]);
+  if (cu.dtype !== 'int32') return null;
+  const c = ints(cu);
+  if (c[0] !== 0 || c[c.length - 1] !== q.shape[0]) return null;
+  const seg = new Int32Array((c.length - 1) * 4);
+  for (let i = 0; i + 1 < c.length; i++) {
+    const len = c[i + 1]! - c[i]!;
+    if (len < 0) return null;
+    seg.set([c[i]!, c[i]!, len, len], i * 4);
+  }
+  return seg;
+}
+
+const attention: NativeKernel = (n, [q, k, v, cu], { causal, scale }) => {
+  if (!f32(q) || !f32(k) || !f32(v)) return null;
+  const seg = segmentsOf(q, k, cu);
+  if (!seg) return null;
+  const nd = q.ndim;
+  const hq = q.shape[nd - 2]!;
+  const hkv = k.shape[nd - 2]!;
+  const d = q.shape[nd - 1]!;
+  if (hkv === 0 || hq % hkv !== 0) return null;
+  const out = empty(q.shape);
+  const lse = empty(q.shape.slice(0, -1));
+  n.attentionFwd(raw(q), raw(k), raw(v), raw(out), raw(lse), seg, hq, hkv, d, scale, !!causal);
+  return [out, lse];
+};
+
+const attentionBackward: NativeKernel = (n, [q, k, v, , lse, gradOut, cu], { causal, scale }) => {
+  if (!f32(q) || !f32(k) || !f32(v) || !f32(lse) || !f32(gradOut)) return null;
+  const seg = segmentsOf(q, k, cu);
+  if (!seg) return null;
+  const nd = q.ndim;
+  const hq = q.shape[nd - 2]!;
+  const hkv = k.shape[nd - 2]!;
+  const d = q.shape[nd - 1]!;
+  if (hkv === 0 || hq % hkv !== 0) return null;
+  const dq = empty(q.shape);
+  const dk = empty(k.shape);
+  const dv = empty(v.shape);
+  n.attentionBwd(
+    raw(q),
+    raw(k),
+    raw(v),
+    raw(lse),
+    raw(gradOut),
+    raw(dq),
+    raw(dk),
+    raw(dv),
+    seg,
+    hq,
+    hkv,
+    d,
+    scale,
+    !!causal,
+  );
+  return [dq, dk, dv];
+};
+
+const softmax =
+  (log: boolean): NativeKernel =>
+  (n, [x], { dim }) => {
+    if (!f32(x) || x.ndim === 0) return null;
+    const dd = dim < 0 ? dim + x.ndim : dim;
+    if (dd !== x.ndim - 1) return null;
+    const size = x.shape[dd]!;
+    if (size === 0) return null;
+    const y = empty(x.shape);
+    n.softmaxFwd(raw(x), raw(y), x.numel / size, size, log);
+    return y;
+  };
+
+const cast: NativeKernel = (n, [x], { dtype }) => {
+  if (!x) return null;
+  if (x.dtype === 'float32' && dtype === 'bfloat16') {
+    const y = Tensor.empty(x.shape, 'bfloat16', 'cpu');
+    n.castToBf16(raw(x), y.raw() as Uint16Array, x.numel);
+    return y;
+  }
+  if (x.dtype === 'bfloat16' && dtype === 'float32') {
+    const y = empty(x.shape);
+    n.castFromBf16(x.raw() as Uint16Array, raw(y), x.numel);
+    return y;
+  }
+  return null;
+};
+
+/** Every native kernel by op name (same names, inputs, attrs and outputs as core's reference kernels). */
+export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
+  matmul,
+  rmsNorm,
+  rmsNormBackward,
+  layerNorm,
+  layerNormBackward,
+  swiglu,
+  swigluBackward,
+  rope: rope(1),
+  ropeBackward: rope(-1),
+  add: addKernel,
+  add_: addInplace,
+  mul_: mulInplace,
+  adamwStep,
+  embedding,
+  embeddingBackward,
+  crossEntropy,
+  crossEntropyBackward,
+  fusedLinearCrossEntropy: flce,
+  fusedLinearCrossEntropyBackward: flceBackward,
+  groupedMatmul,
+  groupedMatmulBackward,
+  attention,
+  attentionBackward,
+  softmax: softmax(false),
+  logSoftmax: softmax(true),
+  cast,
+};
+
+/** Register every native kernel on `cpu` at {@link KERNEL_PRIORITY}; each falls back to the next kernel. */
+export function registerNativeKernels(r: Registry): void {
+  for (const [op, impl] of Object.entries(NATIVE_KERNELS)) {
+    let next: Kernel | null = null;
+    const kernel: Kernel = (inputs, attrs) => {
+      const n = native();
+      const out = n ? impl(n, inputs, attrs ?? {}) : null;
+      if (out) return out;
+      next ??= fallback(r, op);
+      return next(inputs, attrs);
+    };
+    r.registerKernel('cpu', op, kernel, { priority: KERNEL_PRIORITY, source: KERNEL_SOURCE });
+  }
+}

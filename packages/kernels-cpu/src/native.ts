@@ -1,0 +1,197 @@
+// Lazy loader of the native addon: never loaded at import, only on first use, inside try/catch.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Float arrays the addon reads and writes in place (views of tensors' own storage). */
+type F32 = Float32Array;
+type I32 = Int32Array;
+
+/** The functions exported by `omnitrain_kernels_cpu.node` (all float32, in place into given outputs). */
+export interface NativeAddon {
+  info(): { isa: string; threads: number; blas: string };
+  setThreads(n: number): void;
+  gemm(
+    a: F32,
+    b: F32,
+    c: F32,
+    m: number,
+    n: number,
+    k: number,
+    ta: boolean,
+    tb: boolean,
+    offA: Float64Array,
+    offB: Float64Array,
+  ): void;
+  rmsNormFwd(x: F32, w: F32, y: F32, rstd: F32, rows: number, d: number, eps: number): void;
+  rmsNormBwd(gy: F32, x: F32, w: F32, rstd: F32, gx: F32, gw: F32, rows: number, d: number): void;
+  layerNormFwd(
+    x: F32,
+    w: F32 | null,
+    b: F32 | null,
+    y: F32,
+    mean: F32,
+    rstd: F32,
+    rows: number,
+    d: number,
+    eps: number,
+  ): void;
+  layerNormBwd(
+    gy: F32,
+    x: F32,
+    mean: F32,
+    rstd: F32,
+    w: F32 | null,
+    gx: F32,
+    gw: F32 | null,
+    gb: F32 | null,
+    rows: number,
+    d: number,
+  ): void;
+  swigluFwd(g: F32, u: F32, y: F32, n: number): void;
+  swigluBwd(dy: F32, g: F32, u: F32, gg: F32, gu: F32, n: number): void;
+  rope(x: F32, pos: I32, invFreq: F32, y: F32, rows: number, h: number, d: number, sign: number): void;
+  add(a: F32, b: F32, y: F32, n: number): void;
+  addInplace(d: F32, s: F32, alpha: number, n: number, scalarSrc: boolean): void;
+  mulInplace(d: F32, v: number, n: number): void;
+  adamw(
+    p: F32,
+    g: F32,
+    m: F32,
+    v: F32,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    step: number,
+    maximize: boolean,
+  ): void;
+  embeddingFwd(ids: I32, w: F32, out: F32, n: number, hidden: number): void;
+  embeddingBwd(ids: I32, g: F32, dw: F32, n: number, hidden: number, vocab: number): void;
+  ceFwd(logits: F32, labels: I32, lse: F32, rowLoss: Float64Array, n: number, v: number, ignoreIndex: number): number;
+  ceBwd(logits: F32, labels: I32, lse: F32, scales: Float64Array, out: F32, n: number, v: number): void;
+  flceFwd(
+    h: F32,
+    w: F32,
+    labels: I32,
+    lse: F32,
+    rowLoss: Float64Array,
+    n: number,
+    dim: number,
+    v: number,
+    ignoreIndex: number,
+    chunk: number,
+  ): number;
+  flceBwd(
+    h: F32,
+    w: F32,
+    labels: I32,
+    lse: F32,
+    scales: Float64Array,
+    gh: F32 | null,
+    gw: F32 | null,
+    n: number,
+    dim: number,
+    v: number,
+    chunk: number,
+  ): void;
+  softmaxFwd(x: F32, y: F32, rows: number, d: number, log: boolean): void;
+  castToBf16(x: F32, y: Uint16Array, n: number): void;
+  castFromBf16(x: Uint16Array, y: F32, n: number): void;
+  fmaPeak(threads: number, seconds: number): number;
+  attentionFwd(
+    q: F32,
+    k: F32,
+    v: F32,
+    o: F32,
+    lse: F32,
+    seg: I32,
+    hq: number,
+    hkv: number,
+    d: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+  attentionBwd(
+    q: F32,
+    k: F32,
+    v: F32,
+    lse: F32,
+    go: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    seg: I32,
+    hq: number,
+    hkv: number,
+    d: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const addonPath = join(packageRoot, 'native', 'build', 'Release', 'omnitrain_kernels_cpu.node');
+let loaded: NativeAddon | null | undefined;
+let reason = '';
+
+/** The addon, loaded on first call; `null` when it is unavailable (see {@link nativeUnavailableReason}). */
+export function native(): NativeAddon | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  try {
+    if (process.env.OMNITRAIN_DISABLE_NATIVE === '1') {
+      reason = 'disabled by OMNITRAIN_DISABLE_NATIVE=1';
+    } else if (!existsSync(addonPath)) {
+      const file = join(packageRoot, 'native', 'build', 'unavailable.txt');
+      reason = existsSync(file)
+        ? readFileSync(file, 'utf8').trim().split('\n').slice(0, 8).join('\n')
+        : `${addonPath} was not built (run the package's build script)`;
+    } else {
+      const addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+      const env = Number(process.env.OMNITRAIN_NUM_THREADS);
+      if (Number.isInteger(env) && env > 0 && addon.info().threads !== env) addon.setThreads(env);
+      loaded = addon;
+    }
+  } catch (e) {
+    reason = `loading ${addonPath} failed: ${(e as Error).message}`;
+  }
+  return loaded;
+}
+
+/** Why the native backend is unavailable (empty string when it loaded). */
+export function nativeUnavailableReason(): string {
+  native();
+  return loaded ? '' : reason;
+}
+
+/** State of the native CPU backend: loaded or "backend unavailable: <why>", ISA, threads. */
+export function nativeStatus(): { available: boolean; message: string; isa?: string; threads?: number } {
+  const n = native();
+  if (!n) return { available: false, message: `backend unavailable: ${reason}` };
+  const i = n.info();
+  return {
+    available: true,
+    message: `native cpu kernels: ${i.isa}, ${i.threads} threads, ${i.blas}`,
+    isa: i.isa,
+    threads: i.threads,
+  };
+}
+
+/** Resize the native thread pool (and BLAS threads). Also settable with OMNITRAIN_NUM_THREADS. */
+export function setNumThreads(n: number): void {
+  const a = native();
+  if (!a) throw new Error(`setNumThreads: backend unavailable: ${reason}`);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
+  a.setThreads(n);
+}
+
+/** Measured fp32 FMA peak (GFLOP/s) of `threads` cores for `seconds` (SIMD microbenchmark). */
+export function fmaPeakGflops(threads: number, seconds = 0.5): number {
+  const a = native();
+  if (!a) throw new Error(`fmaPeakGflops: backend unavailable: ${reason}`);
+  return a.fmaPeak(threads, seconds);
+}
