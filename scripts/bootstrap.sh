@@ -28,9 +28,9 @@ if [ ! -x "$TOOLS/pnpm/node_modules/.bin/pnpm" ]; then
 fi
 export PATH="$TOOLS/pnpm/node_modules/.bin:$PATH"
 echo "[setup] node $(node --version), pnpm $(pnpm --version)"
-# 3. Debian packages the native plugins build against (Gloo for comm-gloo, OpenBLAS for kernels-cpu).
+# 3. Debian packages the native plugins build against (Gloo for comm-gloo, OpenBLAS for kernels-cpu, make for node-gyp).
 NEED_DEB=""
-for pkg in libgloo-dev libopenblas-dev; do
+for pkg in libgloo-dev libopenblas-dev make; do
   dpkg -s "$pkg" >/dev/null 2>&1 || NEED_DEB="$NEED_DEB $pkg"
 done
 if [ -n "$NEED_DEB" ]; then

@@ -3,11 +3,17 @@
  * @packageDocumentation
  */
 import type { Plugin } from '@omnitrain/core';
+import { glooBackend } from './gloo-backend.js';
 
-/** The plugin object: `registry.use(plugin)` registers everything this package provides. */
+export { glooBackend } from './gloo-backend.js';
+export { type GlooGroupExtras, GlooProcessGroup } from './gloo-process-group.js';
+
+/** The plugin object: `registry.use(plugin)` registers the `gloo` process-group backend. */
 export const plugin: Plugin = {
   name: 'comm-gloo',
   version: '0.1.0',
   coreRange: '^0.1',
-  setup() {},
+  setup(r) {
+    r.processGroups.register('gloo', glooBackend);
+  },
 };
