@@ -47,5 +47,12 @@ NODE_ROOT="$(dirname "$(dirname "$(command -v node)")")"
 [ -d "$NODE_ROOT/include/node" ] && export npm_config_nodedir="$NODE_ROOT"
 # 4. Workspace dependencies and builds.
 cd "$ROOT"
-pnpm install --frozen-lockfile=false --reporter=append-only >/dev/null
-pnpm -s build
+mkdir -p .tools
+# Quiet on success; on failure show what went wrong.
+run_logged() {
+  if ! "$@" > .tools/last-setup.log 2>&1; then
+    echo "[setup] FAILED: $*"; tail -n 40 .tools/last-setup.log; return 1
+  fi
+}
+run_logged pnpm install --frozen-lockfile=false --reporter=append-only
+run_logged pnpm build

@@ -1,0 +1,11 @@
+import { defineProject } from 'vitest/config';
+import { sourceAliases } from '../../vitest.shared.js';
+
+export default defineProject({
+  resolve: { alias: sourceAliases },
+  test: {
+    name: 'parallel-fsdp',
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+  },
+});
