@@ -9,7 +9,10 @@
  * @packageDocumentation
  */
 import type { Plugin } from '@omnitrain/core';
+import { dcpFormat } from './dcp/index.js';
 import { hfSafetensorsFormat } from './format.js';
+
+export * from './dcp/index.js';
 
 export {
   coreDTypeOf,
@@ -49,12 +52,13 @@ export {
   writeSafetensorsDir,
 } from './writer.js';
 
-/** The plugin object: `registry.use(plugin)` registers the `hf-safetensors` checkpoint format. */
+/** The plugin object: `registry.use(plugin)` registers the `hf-safetensors` and `dcp` checkpoint formats. */
 export const plugin: Plugin = {
   name: 'checkpoint',
   version: '0.1.0',
   coreRange: '^0.1',
   setup(r) {
     r.checkpointFormats.register('hf-safetensors', hfSafetensorsFormat);
+    r.checkpointFormats.register('dcp', dcpFormat);
   },
 };
