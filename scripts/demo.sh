@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# README's main command: set up everything, then run the best end-to-end example there is
-# (until the full demo lands: the character-level transformer written from core alone).
+# README's main command: set up everything, then run the most complete end-to-end example there
+# is (until the config-driven demo lands): a Qwen2-style model from a Hugging Face config trained
+# on the shipped Shakespeare excerpt, sampled with the KV cache, saved and reloaded as a
+# Hugging Face checkpoint. Extra arguments go to the example (e.g. --steps 100).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
-exec node --experimental-strip-types --disable-warning=ExperimentalWarning examples/char-transformer/train.ts "$@"
+exec node --experimental-strip-types --disable-warning=ExperimentalWarning examples/qwen2-tiny/train.ts "$@"

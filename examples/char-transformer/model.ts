@@ -104,13 +104,13 @@ export class CharTransformer extends nn.Module {
 
   /** Mean next-token loss: the fused, chunked LM head + cross-entropy (never holds all logits). */
   loss(ids: Tensor, positions: Tensor, labels: Tensor): Tensor {
-    const h = this.call(ids, positions);
+    const h = (this as CharTransformer).call(ids, positions); // through call(): hooks run
     const flat = h.reshape(-1, this.cfg.hidden);
     return fusedLinearCrossEntropy(flat, this.lmHead.weight, labels.reshape(-1), { chunkSize: 256 });
   }
 
   /** Logits [B, S, vocab]. */
   logits(ids: Tensor, positions: Tensor): Tensor {
-    return linear(this.call(ids, positions), this.lmHead.weight);
+    return linear((this as CharTransformer).call(ids, positions), this.lmHead.weight);
   }
 }

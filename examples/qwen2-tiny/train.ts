@@ -3,6 +3,7 @@
 // save/reload it as a Hugging Face checkpoint directory.
 //
 //   node --experimental-strip-types train.ts [--steps 300] [--batch 8] [--seq 64] [--lr 3e-3] [--out DIR]
+//                                            [--reference-kernels]
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,8 +21,21 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '0' },
     data: { type: 'string' },
     out: { type: 'string' },
+    'reference-kernels': { type: 'boolean', default: false },
   },
 });
+
+// Native CPU kernels when they built (and were not turned off); core's reference kernels otherwise.
+if (!args['reference-kernels']) {
+  try {
+    const native = await import('@omnitrain/kernels-cpu');
+    const status = native.nativeStatus();
+    if (status.available) (await import('@omnitrain/core')).defaultRegistry().use(native.plugin);
+    console.log(status.message);
+  } catch (e) {
+    console.log(`kernels: core reference (@omnitrain/kernels-cpu not loadable: ${(e as Error).message})`);
+  }
+}
 const steps = Number(args.steps);
 const batch = Number(args.batch);
 const seq = Number(args.seq);
