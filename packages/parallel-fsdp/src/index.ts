@@ -16,6 +16,16 @@ export {
 } from './fully-shard.js';
 export { type TrainingStateBytes, trainingStateBytes } from './memory.js';
 export { type ParamLayout, validRows } from './shard-layout.js';
+export {
+  disposeShardedStateDict,
+  isRowShard,
+  loadShardedOptimStateDict,
+  type RowShard,
+  type ShardedOptimStateDict,
+  type ShardedStateDictOptions,
+  shardedOptimStateDict,
+  shardedStateDict,
+} from './sharded-state-dict.js';
 export { fullStateDict, loadFullStateDict } from './state-dict.js';
 
 /** The plugin object: `registry.use(plugin)` registers the 'fsdp' parallel strategy (`{ fullyShard }`). */
