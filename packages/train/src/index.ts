@@ -6,6 +6,9 @@ import type { Plugin } from '@omnitrain/core';
 import { TRAIN_VERSION } from './version.js';
 
 export { type CliIO, main, USAGE } from './cli.js';
+export { CONFIG_KEYS, ConfigError, loadConfig, parseOverrides, resolveConfig, type TrainConfig } from './config.js';
+export { doctor } from './doctor.js';
+export { generateText, resolveModelDir } from './generate-cmd.js';
 export { LAUNCH_USAGE, type LaunchOptions, parseLaunchArgs, UsageError } from './launch-args.js';
 export {
   describeFailure,
@@ -16,7 +19,19 @@ export {
   type RunningLaunch,
   startLaunch,
 } from './launcher.js';
+export { plotRun, readMetrics } from './plot.js';
+export { Canvas } from './png.js';
 export { firstHostOfNodelist } from './slurm.js';
+export {
+  batchRows,
+  listCheckpoints,
+  loadCorpusBytes,
+  type MetricsRecord,
+  NonFiniteError,
+  runTraining,
+  type TrainIO,
+  type TrainResult,
+} from './trainer.js';
 export { TRAIN_VERSION } from './version.js';
 
 /** The plugin object: `registry.use(plugin)` registers everything this package provides. */
