@@ -2,9 +2,10 @@
 // Prints one JSON line: step times, tokens/s, peak RSS, and (with --profile) a per-op kernel profile.
 // Run by bench.ts in its own process so that peak RSS is the step's own.
 import { parseArgs } from 'node:util';
+// The same decoder as the char-transformer example (it resolves @omnitrain/core to the same packages/core/dist).
+import { CharTransformer } from '../../examples/char-transformer/model.ts';
 import { defaultRegistry, manualSeed, optim, type Tensor, tensor, tidy } from '../../packages/core/dist/index.js';
 import { nativeStatus, plugin } from '../../packages/kernels-cpu/dist/index.js';
-import { QwenLike } from './model.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -20,7 +21,7 @@ const cfg = { vocabSize: 8192, hidden: 512, layers: 8, heads: 8, kvHeads: 2, ffn
 const batch = 4;
 const seq = 512;
 manualSeed(0);
-const model = new QwenLike(cfg);
+const model = new CharTransformer(cfg);
 const opt = new optim.AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1, betas: [0.9, 0.95] });
 
 // Per-op profile: a wrapper above every op's best kernel that times it.

@@ -72,3 +72,31 @@ export function stridesOf(shape: readonly number[]): number[] {
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/**
+ * Element offsets of each batch matrix of an operand with batch shape `own` broadcast inside
+ * `batch` (row-major over `batch`; stride 0 where broadcast). Used by batched matmul kernels.
+ */
+export function batchOffsets(own: readonly number[], batch: readonly number[], matrixSize: number): number[] {
+  const n = batch.length;
+  const total = numelOf(batch);
+  const out = new Array<number>(total);
+  const ownStrides = stridesOf(own);
+  const lead = n - own.length;
+  // Stride of each broadcast batch dimension in this operand (0 where it is broadcast).
+  const strides = batch.map((s, i) =>
+    i < lead || own[i - lead] !== s || s === 1 ? 0 : ownStrides[i - lead]! * matrixSize,
+  );
+  const idx = new Array<number>(n).fill(0);
+  let base = 0;
+  for (let p = 0; p < total; p++) {
+    out[p] = base;
+    for (let d = n - 1; d >= 0; d--) {
+      base += strides[d]!;
+      if (++idx[d]! < batch[d]!) break;
+      base -= strides[d]! * batch[d]!;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 // Registration of the native float32 kernels over core's reference kernels. Each kernel handles the
 // dtype/shape/attribute combinations it supports natively and otherwise calls the next kernel
 // registered for the op (core's reference), so nothing fails that worked before.
-import { broadcastShapes, type Kernel, numelOf, type Registry, stridesOf, Tensor } from '@omnitrain/core';
+import { batchOffsets, broadcastShapes, type Kernel, numelOf, type Registry, Tensor } from '@omnitrain/core';
 import { type NativeAddon, native } from './native.js';
 
 /** `source` of every kernel this package registers. */
@@ -23,29 +23,6 @@ function fallback(r: Registry, op: string): Kernel {
   const e = r.kernels('cpu', op).find((k) => k.source !== KERNEL_SOURCE && k.priority < KERNEL_PRIORITY);
   if (!e) throw new Error(`kernels-cpu: no fallback kernel for '${op}' on cpu`);
   return e.kernel;
-}
-
-function batchOffsets(own: readonly number[], batch: readonly number[], matrixSize: number): Float64Array {
-  const n = batch.length;
-  const total = numelOf(batch);
-  const out = new Float64Array(total);
-  const ownStrides = stridesOf(own);
-  const lead = n - own.length;
-  const strides = batch.map((s, i) =>
-    i < lead || own[i - lead] !== s || s === 1 ? 0 : ownStrides[i - lead]! * matrixSize,
-  );
-  const idx = new Array<number>(n).fill(0);
-  let base = 0;
-  for (let p = 0; p < total; p++) {
-    out[p] = base;
-    for (let d = n - 1; d >= 0; d--) {
-      base += strides[d]!;
-      if (++idx[d]! < batch[d]!) break;
-      base -= strides[d]! * batch[d]!;
-      idx[d] = 0;
-    }
-  }
-  return out;
 }
 
 /** float32 values of a bfloat16 tensor (a converted copy). */
@@ -106,8 +83,8 @@ const matmul: NativeKernel = (n, [a, b], { transA = false, transB = false }) => 
     K,
     transA,
     transB,
-    batchOffsets(batchA, batch, M * K),
-    batchOffsets(batchB, batch, K * N),
+    Float64Array.from(batchOffsets(batchA, batch, M * K)),
+    Float64Array.from(batchOffsets(batchB, batch, K * N)),
   );
   return out;
 };

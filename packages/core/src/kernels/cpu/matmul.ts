@@ -2,39 +2,11 @@
 // float32 (and bf16/f16, computed in float32) accumulate in float32 like BLAS, float64 and
 // int32 in float64; halves are rounded once at the end.
 import type { Registry } from '../../registry.js';
-import { broadcastShapes, numelOf, stridesOf } from '../../shape.js';
+import { batchOffsets, broadcastShapes, numelOf } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { type ComputeArray, output, read } from './util.js';
 
 const fmt = (s: readonly number[]) => JSON.stringify(s);
-
-/**
- * Element offsets of each batch matrix of an operand with batch shape `own` inside `batch`.
- * Small integers (not doubles) so that index arithmetic in the loops stays integer.
- */
-function batchOffsets(own: readonly number[], batch: readonly number[], matrixSize: number): number[] {
-  const n = batch.length;
-  const total = numelOf(batch);
-  const out = new Array<number>(total);
-  const ownStrides = stridesOf(own);
-  const lead = n - own.length;
-  // Stride of each broadcast batch dimension in this operand (0 where it is broadcast).
-  const strides = batch.map((s, i) =>
-    i < lead || own[i - lead] !== s || s === 1 ? 0 : ownStrides[i - lead]! * matrixSize,
-  );
-  const idx = new Array<number>(n).fill(0);
-  let base = 0;
-  for (let p = 0; p < total; p++) {
-    out[p] = base;
-    for (let d = n - 1; d >= 0; d--) {
-      base += strides[d]!;
-      if (++idx[d]! < batch[d]!) break;
-      base -= strides[d]! * batch[d]!;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
 
 /**
  * `C[cOff..] += op(A) @ op(B)` for one `M x K` by `K x N` product (C starts at zero).
