@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCkptRanks } from './helpers/ckpt-spawn.js';
+import { runRanks } from './helpers/spawn.js';
+
+const runCkptRanks = (n: number, env: Record<string, string>) => runRanks(n, env, './ckpt-rank.ts');
 
 const root = mkdtempSync(join(tmpdir(), 'fsdp-ckpt-'));
 const runs: Record<string, any[]> = {};

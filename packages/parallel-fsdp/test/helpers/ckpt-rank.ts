@@ -1,4 +1,4 @@
-// One rank of the sharded-checkpoint tests (spawned by ckpt-spawn.ts).
+// One rank of the sharded-checkpoint tests (spawned through helpers/spawn.ts runRanks).
 // Env: RANK, WORLD_SIZE, MASTER_PORT, OMNITRAIN_STORE_SECRET; FIXTURE (models fixture folder,
 // default qwen2-base); MESH ('RxS' for HSDP); CKPT (checkpoint root); RESUME=1 (load the newest
 // checkpoint under CKPT first); STEPS (steps to run in this process); SAVE_AFTER (save after this

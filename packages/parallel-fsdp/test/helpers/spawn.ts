@@ -15,20 +15,17 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Run `n` ranks of fsdp-rank.ts with `env`; resolves with each rank's RESULT (throws with the output on failure). */
-export async function runRanks(n: number, env: Record<string, string>): Promise<any[]> {
+/**
+ * Run `n` ranks of a helper script (default fsdp-rank.ts) with `env`; resolves with each rank's
+ * RESULT line (throws with the output on failure).
+ */
+export async function runRanks(n: number, env: Record<string, string>, script = './fsdp-rank.ts'): Promise<any[]> {
   const port = await freePort();
   const secret = `s${Math.random().toString(16).slice(2)}`;
   const runs = Array.from({ length: n }, (_, rank) => {
     const child = spawn(
       process.execPath,
-      [
-        '--experimental-transform-types',
-        '--no-warnings',
-        '--import',
-        here('./register-hooks.mjs'),
-        here('./fsdp-rank.ts'),
-      ],
+      ['--experimental-transform-types', '--no-warnings', '--import', here('./register-hooks.mjs'), here(script)],
       {
         env: {
           ...process.env,
