@@ -1,3 +1,3 @@
 import { register } from 'node:module';
 
-register('./ts-hooks.mjs', import.meta.url);
+register('../../../../tools/test/ts-hooks.mjs', import.meta.url);

@@ -1,9 +1,9 @@
-// Module hooks for child processes spawned by tests: `@omnitrain/<pkg>` resolves to the package's
+// Module hooks for child processes spawned by tests (shared by every package's test helpers): `@omnitrain/<pkg>` resolves to the package's
 // TypeScript sources (as vitest does) and `./x.js` imports between .ts files resolve to `./x.ts`.
 import { existsSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
-const packages = new URL('../../../', import.meta.url);
+const packages = new URL('../../packages/', import.meta.url);
 
 export async function resolve(specifier, context, next) {
   const m = /^@omnitrain\/([a-z0-9-]+)(?:\/(.+))?$/.exec(specifier);
@@ -21,4 +21,3 @@ export async function resolve(specifier, context, next) {
   }
   return next(specifier, context);
 }
-export { pathToFileURL };
