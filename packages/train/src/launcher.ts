@@ -337,6 +337,9 @@ function typeScriptFlags(script: string): string[] {
  * (`.../done`) so that node 0 keeps the store up for the others.
  */
 class Coordinator {
+  /** Publishes still in flight: closing must wait for them, or a failure could be lost on the way. */
+  private readonly pending = new Set<Promise<void>>();
+
   private constructor(
     private readonly control: TcpStoreClient,
     private readonly watcher: TcpStoreClient,
@@ -354,14 +357,19 @@ class Coordinator {
     return `omnitrain/launch/${attempt}/${what}`;
   }
 
-  async publish(attempt: number, f: RankFailure): Promise<void> {
-    try {
-      if (!(await this.control.check(this.key(attempt, 'failed')))) {
-        await this.control.set(this.key(attempt, 'failed'), JSON.stringify(f));
+  publish(attempt: number, f: RankFailure): Promise<void> {
+    const p = (async () => {
+      try {
+        if (!(await this.control.check(this.key(attempt, 'failed')))) {
+          await this.control.set(this.key(attempt, 'failed'), JSON.stringify(f));
+        }
+      } catch {
+        // the store is gone; the other launchers notice that themselves
       }
-    } catch {
-      // the store is gone; the other launchers notice that themselves
-    }
+    })();
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+    return p;
   }
 
   /** Resolves with the failure another launcher published, or null once `active()` turns false. */
@@ -412,6 +420,8 @@ class Coordinator {
   }
 
   async close(): Promise<void> {
+    // A rank's failure must reach the store before this launcher lets go of it.
+    await Promise.all(this.pending);
     await Promise.all([this.control.close(), this.watcher.close()]);
   }
 }
