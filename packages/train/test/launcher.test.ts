@@ -259,7 +259,7 @@ describe.skipIf(!coreBuilt)('ranks meet through initProcessGroup and DeviceMesh 
     }
   });
 
-  it('without a launcher, rank 0 hosts the store in a worker thread', async () => {
+  it('without a launcher, rank 0 hosts the store in a worker thread and keeps it up until a slow rank 1 is done', async () => {
     const { spawn } = await import('node:child_process');
     const probe = await (await import('@omnitrain/core')).TcpStoreServer.start({ port: 0, secret: 'p' });
     const port = probe.port;
@@ -274,6 +274,7 @@ describe.skipIf(!coreBuilt)('ranks meet through initProcessGroup and DeviceMesh 
               WORLD_SIZE: '2',
               MASTER_PORT: String(port),
               OMNITRAIN_STORE_SECRET: 'manual-secret',
+              MESH_SLOW_RANK: '1',
             };
             const p = spawn(process.execPath, [ranks('mesh.mjs'), '{}'], { env: env as NodeJS.ProcessEnv });
             let s = '';

@@ -3,6 +3,8 @@ import { getRegistry, type Registry } from '../registry.js';
 import { DeviceMesh, type DeviceMeshConfig } from './device-mesh.js';
 import type { ProcessGroup, ProcessGroupBackend } from './process-group.js';
 import type { StoreAddress } from './store.js';
+import { SyncTcpStoreClient } from './sync-store-client.js';
+import { TcpStoreClient } from './tcp-store-client.js';
 import { startStoreServerInWorker, type WorkerStoreServer } from './tcp-store-server.js';
 
 /** What the launcher (`omnitrain launch`) tells each rank through its environment. */
@@ -80,6 +82,8 @@ interface WorldState {
   basePrefix: string;
   groups: Set<ProcessGroup>;
   generations: Map<string, number>;
+  /** Several ranks and no launcher hosting the store: ranks count themselves out on destroy. */
+  leaveOnDestroy: boolean;
 }
 
 let state: WorldState | null = null;
@@ -150,7 +154,17 @@ export function initProcessGroup(opts: InitProcessGroupOptions = {}): ProcessGro
     void server?.close();
     throw e;
   }
-  state = { world, backend, store, timeoutMs, server, basePrefix, groups: new Set(), generations: new Map() };
+  state = {
+    world,
+    backend,
+    store,
+    timeoutMs,
+    server,
+    basePrefix,
+    groups: new Set(),
+    generations: new Map(),
+    leaveOnDestroy: worldSize > 1 && !env.storeHosted,
+  };
   return world;
 }
 
@@ -244,6 +258,45 @@ export function destroyProcessGroup(): void {
   } catch (e) {
     errors.push(e);
   }
+  leaveStore(s);
   void s.server?.close();
   if (errors.length) throw errors[0];
+}
+
+/**
+ * Every rank records that it left; the rank hosting the store keeps it up until all have (bounded wait),
+ * so that a slower rank's last store requests do not find the server gone. Ranks under a launcher skip
+ * this: the launcher hosts the store and outlives them.
+ */
+function leaveStore(s: WorldState): void {
+  if (!s.leaveOnDestroy) return;
+  const key = `${s.basePrefix}omnitrain/left`;
+  const all = `${key}/all`;
+  const size = s.world.size;
+  if (!s.server) {
+    // Asynchronous: the store may be served by this very thread (tests); the open socket keeps the
+    // process alive until the count is sent.
+    void (async () => {
+      const c = await TcpStoreClient.connect(s.store, { timeoutMs: 10_000 });
+      try {
+        if (Number(await c.add(key, 1)) >= size) await c.set(all, '1');
+      } finally {
+        await c.close();
+      }
+    })().catch(() => {
+      // the store is already gone: the host stopped waiting
+    });
+    return;
+  }
+  // The host's server runs in a worker thread, so a blocking client can wait for it here.
+  let c: SyncTcpStoreClient | null = null;
+  try {
+    c = new SyncTcpStoreClient(s.store, 10_000);
+    if (Number(c.add(key, 1)) >= size) c.set(all, '1');
+    c.wait(all, Math.min(s.timeoutMs, 30_000));
+  } catch {
+    // a rank never left (it crashed or skipped destroyProcessGroup): stop waiting
+  } finally {
+    c?.close();
+  }
 }
