@@ -15,7 +15,8 @@ defaultRegistry().processGroups.register('store-test', {
     const c = new SyncTcpStoreClient(o.store, o.timeoutMs);
     c.set(`${o.prefix}/member/${o.rank}`, String(process.env.RANK));
     // A slow rank: its reads come after the others are done (the store's host must still be up).
-    if (process.env.MESH_SLOW_RANK === process.env.RANK) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    if (process.env.MESH_SLOW_RANK === process.env.RANK)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
     const seen = [];
     for (let i = 0; i < o.size; i++) seen.push(Number(Buffer.from(c.get(`${o.prefix}/member/${i}`)).toString()));
     c.close();
