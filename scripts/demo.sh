@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's main command: set up everything, then train a small Qwen2-style model on the
 # Shakespeare excerpt that ships with the repo with `omnitrain train` on 2 local ranks (FSDP over
-# Gloo, native CPU kernels), stop half way, resume from the checkpoint (the curve continues),
-# plot the curves and generate text. Extra arguments go to both `omnitrain train` runs
+# Gloo, native CPU kernels; @omnitrain/data tokenizes and packs the records), stop half way,
+# resume from the sharded `dcp` checkpoint (model, optimizer, schedule, data iterator, RNG: the
+# curve continues exactly), plot the curves and generate text (read straight from the dcp
+# checkpoint; the run also exports a Hugging Face folder RUN_DIR/hf). Extra arguments go to both `omnitrain train` runs
 # (e.g. --train.steps 100). RUN_DIR (default runs/train-demo) is the run folder.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +26,7 @@ echo "== 2. the same command without the stop: resumes from the latest checkpoin
 omnitrain train "$CONFIG" --nproc-per-node 2 --run.dir "$RUN" "$@"
 echo "== 3. plot"
 omnitrain plot "$RUN"
-echo "== 4. generate"
+echo "== 4. generate (from the newest dcp checkpoint of the run; --checkpoint $RUN/hf reads the Hugging Face export)"
 omnitrain generate --checkpoint "$RUN" --prompt $'ROMEO:\n' --max-new-tokens 300 --temperature 0.8
 t1=$(date +%s)
 node -e "

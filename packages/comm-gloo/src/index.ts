@@ -7,6 +7,7 @@ import { glooBackend } from './gloo-backend.js';
 
 export { glooBackend } from './gloo-backend.js';
 export { type GlooGroupExtras, GlooProcessGroup } from './gloo-process-group.js';
+export { glooStatus } from './status.js';
 
 /** The plugin object: `registry.use(plugin)` registers the `gloo` process-group backend. */
 export const plugin: Plugin = {

@@ -12,11 +12,15 @@ export interface TrainConfig {
     init_embedding_std: number;
   };
   data: {
-    /** JSONL file(s) with a text field. */
-    path: string;
+    /** JSONL/Parquet file(s) or folder(s) of them, with a text field (a list in YAML for several). */
+    path: string | string[];
     text_field: string;
-    /** Tokens per sequence. */
+    /** 'byte' (UTF-8 bytes, ids 0-255, then `<|endoftext|>` = 256 ...) or the path of a Hugging Face tokenizer.json. */
+    tokenizer: string;
+    /** Token budget of one packed row (samples are packed into rows of this many tokens, attention stays inside each sample). */
     seq_len: number;
+    /** Samples kept in each packing buffer (first-fit chooses among them). */
+    buffer_size: number;
   };
   train: {
     /** Number of optimizer steps of the whole run (resume continues up to it). */
@@ -37,6 +41,8 @@ export interface TrainConfig {
     profile: number;
     /** Log a line every N steps. */
     log_every: number;
+    /** Peak dense TFLOP/s of one rank's device for the MFU estimate; 0 = measure the fp32 FMA peak (CPU, native kernels) or 'n/a'. */
+    peak_tflops: number;
   };
   parallel: {
     /** 'fsdp' (FSDP2 over the dp_shard mesh dimension) or 'none' (one rank). */
@@ -58,8 +64,12 @@ export interface TrainConfig {
     keep: number;
     /** 'auto' resumes from the latest complete checkpoint of the run folder; 'never' starts fresh. */
     resume: 'auto' | 'never';
-    /** Format of the model weights. */
+    /** Format of the training state: 'dcp' (sharded; model, optimizer, schedule, data, RNG, step; any world size on resume). */
     format: string;
+    /** Copy to host and write in a background thread while training goes on. */
+    async: boolean;
+    /** Also write the model as a Hugging Face folder (RUN_DIR/hf: config.json + safetensors) at the end of the run. */
+    export_hf: boolean;
   };
   run: {
     /** Run folder: metrics.jsonl, checkpoints/, plot.png. */
@@ -71,6 +81,8 @@ type Kind =
   | { t: 'int'; min: number; max?: number }
   | { t: 'number'; min?: number; max?: number; exclusiveMin?: boolean }
   | { t: 'string' }
+  | { t: 'bool' }
+  | { t: 'paths' }
   | { t: 'enum'; values: readonly string[] }
   | { t: 'object' };
 
@@ -79,9 +91,11 @@ const SCHEMA: Record<string, { kind: Kind; def?: unknown; doc: string }> = {
   'model.config': { kind: { t: 'object' }, doc: 'a Hugging Face config.json object' },
   'model.pretrained': { kind: { t: 'string' }, doc: 'a Hugging Face model folder' },
   'model.init_embedding_std': { kind: { t: 'number', min: 0, exclusiveMin: true }, def: 0.02, doc: '' },
-  'data.path': { kind: { t: 'string' }, doc: 'a JSONL file' },
+  'data.path': { kind: { t: 'paths' }, doc: 'JSONL/Parquet files or folders' },
   'data.text_field': { kind: { t: 'string' }, def: 'text', doc: '' },
+  'data.tokenizer': { kind: { t: 'string' }, def: 'byte', doc: "'byte' or a tokenizer.json path" },
   'data.seq_len': { kind: { t: 'int', min: 2, max: 65536 }, def: 64, doc: '' },
+  'data.buffer_size': { kind: { t: 'int', min: 1 }, def: 64, doc: '' },
   'train.steps': { kind: { t: 'int', min: 1 }, def: 100, doc: '' },
   'train.global_batch': { kind: { t: 'int', min: 1 }, def: 8, doc: '' },
   'train.lr': { kind: { t: 'number', min: 0, exclusiveMin: true, max: 10 }, def: 3e-3, doc: '' },
@@ -94,6 +108,7 @@ const SCHEMA: Record<string, { kind: Kind; def?: unknown; doc: string }> = {
   'train.stop_after': { kind: { t: 'int', min: 0 }, def: 0, doc: '' },
   'train.profile': { kind: { t: 'int', min: 0 }, def: 0, doc: '' },
   'train.log_every': { kind: { t: 'int', min: 1 }, def: 10, doc: '' },
+  'train.peak_tflops': { kind: { t: 'number', min: 0 }, def: 0, doc: '' },
   'parallel.strategy': { kind: { t: 'enum', values: ['fsdp', 'none'] }, def: 'fsdp', doc: '' },
   'parallel.dp_shard': { kind: { t: 'int', min: 0 }, def: 0, doc: '' },
   'parallel.dp_replicate': { kind: { t: 'int', min: 1 }, def: 1, doc: '' },
@@ -102,7 +117,9 @@ const SCHEMA: Record<string, { kind: Kind; def?: unknown; doc: string }> = {
   'checkpoint.every': { kind: { t: 'int', min: 0 }, def: 50, doc: '' },
   'checkpoint.keep': { kind: { t: 'int', min: 1 }, def: 2, doc: '' },
   'checkpoint.resume': { kind: { t: 'enum', values: ['auto', 'never'] }, def: 'auto', doc: '' },
-  'checkpoint.format': { kind: { t: 'string' }, def: 'hf-safetensors', doc: '' },
+  'checkpoint.format': { kind: { t: 'string' }, def: 'dcp', doc: '' },
+  'checkpoint.async': { kind: { t: 'bool' }, def: false, doc: '' },
+  'checkpoint.export_hf': { kind: { t: 'bool' }, def: false, doc: '' },
   'run.dir': { kind: { t: 'string' }, def: 'runs/omnitrain', doc: '' },
 };
 
@@ -120,6 +137,10 @@ function allowed(k: Kind): string {
       return `a number ${k.exclusiveMin ? '>' : '>='} ${k.min ?? '-inf'}${k.max !== undefined ? ` and <= ${k.max}` : ''}`;
     case 'string':
       return 'a string';
+    case 'bool':
+      return 'true or false';
+    case 'paths':
+      return 'a path or a list of paths';
     case 'enum':
       return `one of ${k.values.map((v) => `'${v}'`).join(', ')}`;
     case 'object':
@@ -143,6 +164,13 @@ function check(key: string, v: unknown, where: string): unknown {
     case 'string':
       if (typeof v !== 'string' || v === '') throw bad();
       return v;
+    case 'bool':
+      if (typeof v !== 'boolean') throw bad();
+      return v;
+    case 'paths':
+      if (typeof v === 'string' && v !== '') return v;
+      if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x !== '')) return v;
+      throw bad();
     case 'enum':
       if (typeof v !== 'string' || !kind.values.includes(v)) throw bad();
       return v;
@@ -256,7 +284,8 @@ export function resolveConfig(
       `${where}: 'model.config.model_type' is ${JSON.stringify(cfg.model.config.model_type)}; allowed: a registered architecture name such as 'qwen2'`,
     );
   }
-  if (!cfg.data.path) throw new ConfigError(`${where}: 'data.path' is missing; allowed: a JSONL file`);
+  if (!cfg.data.path)
+    throw new ConfigError(`${where}: 'data.path' is missing; allowed: a JSONL/Parquet file or folder`);
   return cfg;
 }
 

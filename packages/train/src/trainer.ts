@@ -1,5 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { METADATA_FILE, type SaveHandle } from '@omnitrain/checkpoint';
 import {
   defaultRegistry,
   destroyProcessGroup,
@@ -8,16 +10,19 @@ import {
   initProcessGroup,
   manualSeed,
   memoryStats,
+  mul,
   type nn,
   noGrad,
   optim,
   type ProcessGroup,
-  type Tensor,
   tensor,
   tidy,
 } from '@omnitrain/core';
 import { type CausalLM, createModel, fromPretrained, saveToPretrained } from '@omnitrain/models';
 import type { TrainConfig } from './config.js';
+import { flopsPerToken, ProgressReporter } from './progress.js';
+import { loadTokenizer, TrainData } from './train-data.js';
+import { latestTrainState, loadTrainState, saveTrainState, type TrainMeta } from './train-state.js';
 
 /** Where the trainer writes its log lines. */
 export interface TrainIO {
@@ -45,14 +50,16 @@ export interface MetricsRecord {
   grad_norm: number;
   lr: number;
   tokens_per_s: number;
-  /** Achieved model FLOP/s estimate, 6 × parameters × tokens/s (attention not counted). */
+  /** Achieved model FLOP/s estimate over the job: (6 × parameters + attention) per token × tokens/s ({@link flopsPerToken}). */
   model_flops: number;
+  /** model_flops over the peak of all ranks (null when no peak is known). */
+  mfu: number | null;
   elapsed_s: number;
   live_bytes: number;
   time: string;
 }
 
-/** Read the whole text of the configured JSONL corpus as bytes (one record per line, '\n'-joined). */
+/** Read the whole text of a JSONL corpus as bytes (one record per line, '\n'-joined). */
 export function loadCorpusBytes(path: string, field: string): Uint8Array {
   const texts: string[] = [];
   readFileSync(path, 'utf8')
@@ -74,7 +81,10 @@ export function loadCorpusBytes(path: string, field: string): Uint8Array {
   return bytes;
 }
 
-/** Rows `[from, to)` of step `step`'s global batch: random windows of `seq` bytes, the same on every rank. */
+/**
+ * Rows `[from, to)` of step `step`'s global batch: random windows of `seq` bytes, the same on every rank.
+ * @deprecated `omnitrain train` now reads its data with @omnitrain/data ({@link TrainData}); kept for old scripts.
+ */
 export function batchRows(
   data: Uint8Array,
   step: number,
@@ -94,61 +104,38 @@ export function batchRows(
   return out;
 }
 
-const STEP_DIR = /^step-(\d{8})$/;
-
-/** Complete checkpoints of a run folder, oldest first. */
+/** Complete (`dcp`) checkpoints of a run folder (`RUN_DIR/checkpoints/step-N`), oldest first. */
 export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
   const root = join(runDir, 'checkpoints');
   if (!existsSync(root)) return [];
   return readdirSync(root)
-    .map((n) => ({ m: STEP_DIR.exec(n), n }))
-    .filter((x) => x.m && existsSync(join(root, x.n, 'COMPLETE')))
+    .map((n) => ({ m: /^step-(\d+)$/.exec(n), n }))
+    .filter((x) => x.m && existsSync(join(root, x.n, METADATA_FILE)))
     .map((x) => ({ step: Number(x.m![1]), dir: join(root, x.n) }))
     .sort((a, b) => a.step - b.step);
 }
 
-function writeOptimizerState(file: string, sd: optim.OptimizerStateDict): void {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  const state: Record<string, Record<string, unknown>> = {};
-  for (const [id, s] of Object.entries(sd.state)) {
-    state[id] = {};
-    for (const [k, v] of Object.entries(s)) {
-      if (v && typeof v === 'object' && 'toTypedArray' in (v as object)) {
-        const t = v as Tensor;
-        const a = Float32Array.from(t.toTypedArray() as ArrayLike<number>);
-        chunks.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
-        state[id]![k] = { $tensor: { shape: t.shape, offset, length: a.length } };
-        offset += a.byteLength;
-      } else state[id]![k] = v;
-    }
+/**
+ * The peak FLOP/s of one rank for the MFU estimate: `train.peak_tflops` when set, else with the
+ * native CPU kernels the measured fp32 FMA peak of the cores this rank gets (the machine's
+ * cores divided by the ranks on it); null ('n/a') otherwise.
+ */
+export async function peakFlopsPerRank(
+  cfg: TrainConfig,
+  localWorldSize: number,
+): Promise<{ flops: number | null; how: string }> {
+  if (cfg.train.peak_tflops > 0) return { flops: cfg.train.peak_tflops * 1e12, how: 'train.peak_tflops' };
+  const r = defaultRegistry();
+  if (!r.plugins().some((p) => p.name === 'kernels-cpu'))
+    return { flops: null, how: 'no peak known: set train.peak_tflops' };
+  try {
+    const k = await import('@omnitrain/kernels-cpu');
+    const cores = Math.max(1, Math.floor(availableParallelism() / Math.max(1, localWorldSize)));
+    const gflops = k.fmaPeakGflops(cores, 0.2);
+    return { flops: gflops * 1e9, how: `measured fp32 FMA peak of ${cores} core${cores > 1 ? 's' : ''}` };
+  } catch (e) {
+    return { flops: null, how: `no peak known (${(e as Error).message})` };
   }
-  writeFileSync(`${file}.bin`, Buffer.concat(chunks));
-  writeFileSync(`${file}.json`, JSON.stringify({ state, paramGroups: sd.paramGroups }));
-}
-
-function readOptimizerState(file: string): { sd: optim.OptimizerStateDict; tensors: Tensor[] } {
-  const bin = readFileSync(`${file}.bin`);
-  const meta = JSON.parse(readFileSync(`${file}.json`, 'utf8'));
-  const tensors: Tensor[] = [];
-  for (const s of Object.values(meta.state) as Record<string, unknown>[]) {
-    for (const [k, v] of Object.entries(s)) {
-      const d = (v as { $tensor?: { shape: number[]; offset: number; length: number } } | null)?.$tensor;
-      if (!d) continue;
-      const a = new Float32Array(d.length);
-      Buffer.from(a.buffer).set(bin.subarray(d.offset, d.offset + d.length * 4));
-      const t = tensor(a, { shape: d.shape });
-      tensors.push(t);
-      s[k] = t;
-    }
-  }
-  return { sd: meta as optim.OptimizerStateDict, tensors };
-}
-
-function fmtDuration(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
 }
 
 async function usePlugins(cfg: TrainConfig, log: (s: string) => void): Promise<void> {
@@ -156,34 +143,40 @@ async function usePlugins(cfg: TrainConfig, log: (s: string) => void): Promise<v
   if (cfg.kernels.cpu === 'native') {
     const k = await import('@omnitrain/kernels-cpu');
     const st = k.nativeStatus();
-    if (st.available) r.use(k.plugin);
+    if (st.available && !r.plugins().some((p) => p.name === k.plugin.name)) r.use(k.plugin);
     log(`kernels: ${st.available ? st.message : `core reference (${st.message})`}`);
   } else log('kernels: core reference (kernels.cpu = reference)');
   const ckpt = await import('@omnitrain/checkpoint');
-  if (!r.checkpointFormats.has('hf-safetensors')) r.use(ckpt.plugin);
+  if (!r.checkpointFormats.has('dcp')) r.use(ckpt.plugin);
   if (!r.checkpointFormats.has(cfg.checkpoint.format)) {
     throw new Error(
       `checkpoint.format '${cfg.checkpoint.format}' is not installed; installed formats: ${r.checkpointFormats.names().join(', ')}`,
     );
   }
-  if (cfg.checkpoint.format !== 'hf-safetensors') {
+  if (cfg.checkpoint.format !== 'dcp') {
     throw new Error(
-      `checkpoint.format '${cfg.checkpoint.format}' is installed but omnitrain train writes weights only as 'hf-safetensors' (gathered on rank 0)`,
+      `checkpoint.format '${cfg.checkpoint.format}' is installed but omnitrain train saves its training state as 'dcp' ` +
+        `(model, optimizer, schedule, data, RNG, step); for a Hugging Face folder of the weights set checkpoint.export_hf: true`,
     );
   }
 }
 
 /**
  * Run the training loop of `cfg` in this process: one rank of a launched job when WORLD_SIZE is
- * set (FSDP over the configured mesh), otherwise alone. Resumes from the run folder's latest
- * complete checkpoint when `checkpoint.resume` is 'auto'.
+ * set (FSDP over the configured mesh), otherwise alone. Resumes from the run folder's newest
+ * complete `dcp` checkpoint when `checkpoint.resume` is 'auto' — saved at any world size.
  */
 export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainResult> {
   const env = io.env ?? process.env;
   const worldSize = Number(env.WORLD_SIZE ?? 1);
   const envRank = Number(env.RANK ?? 0);
+  const reporter = new ProgressReporter(envRank === 0 ? io.stdout : { write: () => true }, {
+    logEvery: cfg.train.log_every,
+    firstStep: 1,
+    lastStep: cfg.train.steps,
+  });
   const log = (s: string) => {
-    if (envRank === 0) io.stdout.write(`${s}\n`);
+    if (envRank === 0) reporter.message(s);
   };
   await usePlugins(cfg, log);
   const r = defaultRegistry();
@@ -210,10 +203,20 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
     log('parallel: one rank, FSDP not needed (run with --nproc-per-node N to shard)');
   }
   const rank = world?.rank ?? 0;
+  let data: TrainData | null = null;
   try {
-    const modelCfg = cfg.model.pretrained
+    const peak =
+      rank === 0 ? await peakFlopsPerRank(cfg, Number(env.LOCAL_WORLD_SIZE ?? worldSize)) : { flops: null, how: '' };
+    const modelCfg: Record<string, unknown> = cfg.model.pretrained
       ? JSON.parse(readFileSync(join(cfg.model.pretrained, 'config.json'), 'utf8'))
       : cfg.model.config!;
+    const tokenizer = loadTokenizer(cfg.data.tokenizer);
+    const vocab = Number(modelCfg.vocab_size);
+    if (!(vocab >= tokenizer.vocabSize)) {
+      throw new Error(
+        `model.config.vocab_size is ${vocab}; data.tokenizer '${cfg.data.tokenizer}' has ${tokenizer.vocabSize} ids (allowed: vocab_size >= ${tokenizer.vocabSize})`,
+      );
+    }
     manualSeed(cfg.train.seed);
     const model: CausalLM = cfg.model.pretrained ? fromPretrained(cfg.model.pretrained) : createModel(modelCfg);
     if (!cfg.model.pretrained) {
@@ -229,8 +232,18 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
     }
     // Counted before sharding (afterwards each rank holds only its shards).
     const nParams = model.numParameters();
-    const vocab = Number(modelCfg.vocab_size);
-    if (vocab < 256) throw new Error(`model.config.vocab_size is ${vocab}; the byte tokenizer needs >= 256`);
+    const hidden = Number(modelCfg.hidden_size);
+    const heads = Number(modelCfg.num_attention_heads);
+    const flopsPerTok = flopsPerToken(
+      {
+        numParameters: nParams,
+        embeddingParameters: model.lmHead ? vocab * hidden : 0,
+        numLayers: Number(modelCfg.num_hidden_layers),
+        numHeads: heads,
+        headDim: Number(modelCfg.head_dim ?? hidden / heads),
+      },
+      cfg.data.seq_len,
+    );
     // --profile: a Chrome trace, compute (tid 1) and communication (tid 2) on separate tracks.
     const trace: Record<string, unknown>[] = [];
     let tracing = false;
@@ -286,7 +299,17 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
     }
     const local = cfg.train.global_batch / dpSize;
     const seq = cfg.data.seq_len;
-    const data = loadCorpusBytes(cfg.data.path, cfg.data.text_field);
+    data = new TrainData({
+      path: cfg.data.path,
+      textField: cfg.data.text_field,
+      tokenizer,
+      seqLen: seq,
+      lanes: cfg.train.global_batch,
+      from: dpRank * local,
+      to: (dpRank + 1) * local,
+      seed: cfg.train.seed,
+      bufferSize: cfg.data.buffer_size,
+    });
     const opt = new optim.AdamW(model.parameters(), {
       lr: cfg.train.lr,
       weightDecay: cfg.train.weight_decay,
@@ -297,33 +320,29 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       totalSteps: cfg.train.steps,
       minLrRatio: cfg.train.min_lr_ratio,
     });
+    const parts = { model, opt, schedule, data };
+    const meta: TrainMeta = {
+      world_size: worldSize,
+      model_config: modelCfg,
+      tokenizer: cfg.data.tokenizer,
+      config: cfg,
+    };
     const runDir = cfg.run.dir;
-    mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+    const ckptRoot = join(runDir, 'checkpoints');
+    mkdirSync(ckptRoot, { recursive: true });
     const metricsFile = join(runDir, 'metrics.jsonl');
 
     // Resume.
     let startStep = 0;
     let resumedFrom: string | null = null;
-    const latest = cfg.checkpoint.resume === 'auto' ? listCheckpoints(runDir).at(-1) : undefined;
+    const latest = cfg.checkpoint.resume === 'auto' ? latestTrainState(ckptRoot) : null;
     if (latest) {
-      const trainer = JSON.parse(readFileSync(join(latest.dir, 'trainer.json'), 'utf8'));
-      if (trainer.world_size !== worldSize) {
-        throw new Error(
-          `resume ${latest.dir}: saved by ${trainer.world_size} ranks, this run has ${worldSize} (the optimizer state is per rank)`,
-        );
-      }
-      const saved = fromPretrained(join(latest.dir, 'model'));
-      const sd = saved.stateDict();
-      if (fsdp) fsdp.loadFullStateDict(model, sd);
-      else model.loadStateDict(sd);
-      saved.dispose();
-      const { sd: osd, tensors } = readOptimizerState(join(latest.dir, `optim-rank${rank}`));
-      opt.loadStateDict(osd);
-      for (const t of tensors) t.dispose();
-      schedule.loadStateDict(trainer.scheduler);
-      startStep = latest.step;
+      const loaded = await loadTrainState(latest.dir, parts);
+      startStep = loaded.step;
       resumedFrom = latest.dir;
-      log(`resumed from ${latest.dir} (step ${startStep})`);
+      log(
+        `resumed from ${latest.dir} (step ${startStep}${loaded.meta.world_size !== worldSize ? `, saved by ${loaded.meta.world_size} ranks, resharded to ${worldSize}` : ''})`,
+      );
     }
     if (rank === 0) {
       // The curve continues from the checkpoint: drop metrics of steps after it.
@@ -335,64 +354,72 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       writeFileSync(metricsFile, kept.map((l) => `${l}\n`).join(''));
     }
 
-    const saveCheckpoint = (step: number) => {
-      const dir = join(runDir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
+    let pendingSave: SaveHandle | null = null;
+    const save = (step: number) => {
+      pendingSave = saveTrainState(ckptRoot, step, parts, meta, {
+        keep: cfg.checkpoint.keep,
+        async: cfg.checkpoint.async,
+        group: world,
+      });
+      return pendingSave.dir;
+    };
+    const exportHf = () => {
+      const dir = join(runDir, 'hf');
       const full = fsdp ? fsdp.fullStateDict(model) : null;
       if (rank === 0) {
         rmSync(dir, { recursive: true, force: true });
-        mkdirSync(dir, { recursive: true });
         if (full) {
           const copy = createModel(modelCfg);
           copy.loadStateDict(full);
-          saveToPretrained(copy, join(dir, 'model'));
+          saveToPretrained(copy, dir);
           copy.dispose();
-        } else saveToPretrained(model, join(dir, 'model'));
+        } else saveToPretrained(model, dir);
       }
       if (full) for (const t of new Set(Object.values(full))) t.dispose();
-      world?.barrier().wait();
-      writeOptimizerState(join(dir, `optim-rank${rank}`), opt.stateDict());
-      world?.barrier().wait();
-      if (rank === 0) {
-        writeFileSync(
-          join(dir, 'trainer.json'),
-          JSON.stringify({ step, world_size: worldSize, scheduler: schedule.stateDict(), config: cfg }, null, 2),
-        );
-        writeFileSync(join(dir, 'COMPLETE'), `${new Date().toISOString()}\n`);
-        const all = listCheckpoints(runDir);
-        for (const old of all.slice(0, Math.max(0, all.length - cfg.checkpoint.keep))) {
-          rmSync(old.dir, { recursive: true, force: true });
-        }
-      }
       world?.barrier().wait();
       return dir;
     };
 
     log(
-      `model: ${modelCfg.model_type}, ${nParams.toLocaleString()} parameters; data: ${data.length.toLocaleString()} bytes; ` +
-        `global batch ${cfg.train.global_batch} × seq ${seq}; steps ${startStep + 1}..${cfg.train.steps}; run folder ${runDir}`,
+      `model: ${modelCfg.model_type}, ${nParams.toLocaleString()} parameters, ${(flopsPerTok / 1e6).toFixed(2)} MFLOP/token; ` +
+        `data: ${[cfg.data.path].flat().join(', ')}, tokenizer ${cfg.data.tokenizer}, ${cfg.train.global_batch} packed rows × ${seq} tokens per step; ` +
+        `steps ${startStep + 1}..${cfg.train.steps}; run folder ${runDir}`,
+    );
+    log(
+      `mfu: ${peak.flops ? `peak ${(peak.flops / 1e9).toFixed(1)} GFLOP/s per rank (${peak.how})` : `n/a (${peak.how})`}`,
     );
     const t0 = performance.now();
     const losses: number[] = [];
     let lastGood: string | null = latest?.dir ?? null;
-    const tty = io.stdout.isTTY === true && rank === 0;
     const end = cfg.train.stop_after > 0 ? Math.min(cfg.train.steps, cfg.train.stop_after) : cfg.train.steps;
+    reporter.setSteps(startStep + 1, end);
+    const tokensPerStep = cfg.train.global_batch * seq;
     for (let step = startStep + 1; step <= end; step++) {
       tracing = step <= startStep + cfg.train.profile;
       const ts = performance.now();
-      const rows = batchRows(
-        data,
-        step,
-        cfg.train.seed,
-        cfg.train.global_batch,
-        seq,
-        dpRank * local,
-        (dpRank + 1) * local,
-      );
+      const rows = await data.next();
+      // The loss is the mean over every target token of the global batch, whichever rank holds it.
+      let globalCount = rows.targetCount;
+      if (world) {
+        const c = tensor([rows.targetCount], { dtype: 'float64' });
+        world.allReduce(c, 'sum').wait();
+        globalCount = c.item();
+        c.dispose();
+      }
+      const T = rows.inputIds.length;
+      const modelLabels = new Int32Array(T);
+      modelLabels[0] = -100;
+      modelLabels.set(rows.targets.subarray(0, T - 1), 1); // the model shifts labels by one inside
       let loss = tidy(() => {
-        const x = tensor(rows, { dtype: 'int32', shape: [local, seq] });
-        const l = model.call(x, { labels: x }).loss!;
-        l.backward();
-        return l.item();
+        const x = tensor(rows.inputIds, { dtype: 'int32', shape: [1, T] });
+        const l = model.call(x, {
+          labels: tensor(modelLabels, { dtype: 'int32', shape: [1, T] }),
+          positions: tensor(rows.positions, { dtype: 'int32', shape: [1, T] }),
+          cuSeqlens: tensor(rows.cuSeqlens, { dtype: 'int32' }),
+        }).loss!;
+        // FSDP averages gradients over dp: scale so the result is the gradient of the global mean.
+        mul(l, (rows.targetCount * dpSize) / globalCount).backward();
+        return (l.item() * rows.targetCount) / globalCount;
       });
       const tb = performance.now();
       const norm = fsdp
@@ -400,7 +427,7 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
         : optim.clipGradNorm(model.parameters(), cfg.train.max_grad_norm);
       if (world) {
         const t = tensor([loss], { dtype: 'float64' });
-        world.allReduce(t, 'avg').wait();
+        world.allReduce(t, 'sum').wait();
         loss = t.item();
         t.dispose();
       }
@@ -446,41 +473,40 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       }
       const elapsed = (now - t0) / 1000;
       const done = step - startStep;
-      const tokS = (done * cfg.train.global_batch * seq) / elapsed;
+      const tokS = (done * tokensPerStep) / elapsed;
+      const mfu = peak.flops ? (flopsPerTok * tokS) / (peak.flops * worldSize) : null;
       const rec: MetricsRecord = {
         step,
         loss,
         grad_norm: norm,
         lr: schedule.getLastLr()[0]!,
-        tokens_per_s: (cfg.train.global_batch * seq) / ((now - ts) / 1000),
-        model_flops: 6 * nParams * tokS,
+        tokens_per_s: tokensPerStep / ((now - ts) / 1000),
+        model_flops: flopsPerTok * tokS,
+        mfu,
         elapsed_s: elapsed,
         live_bytes: memoryStats('cpu').liveBytes,
         time: new Date().toISOString(),
       };
       if (rank === 0) appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
-      const eta = ((end - step) * elapsed) / done;
-      const mem = `${(rec.live_bytes / 2 ** 20).toFixed(1)} MiB`;
-      if (tty) {
-        const w = 24;
-        const fill = Math.round((w * step) / cfg.train.steps);
-        io.stdout.write(
-          `\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] step ${step}/${cfg.train.steps} loss ${loss.toFixed(4)} ` +
-            `gnorm ${norm.toFixed(3)} ${tokS.toFixed(0)} tok/s ${(rec.model_flops / 1e9).toFixed(2)} GFLOP/s mem ${mem} ETA ${fmtDuration(eta)}   `,
-        );
-        if (step === end) io.stdout.write('\n');
-      } else if (step % cfg.train.log_every === 0 || step === end || step === startStep + 1) {
-        log(
-          `step ${String(step).padStart(5)}/${cfg.train.steps}  loss ${loss.toFixed(4)}  grad norm ${norm.toFixed(3)}  ` +
-            `lr ${rec.lr.toExponential(2)}  ${tokS.toFixed(0)} tok/s  ${(rec.model_flops / 1e9).toFixed(2)} GFLOP/s  mem ${mem}  ETA ${fmtDuration(eta)}`,
-        );
-      }
+      reporter.step({
+        step,
+        totalSteps: cfg.train.steps,
+        loss,
+        gradNorm: norm,
+        lr: rec.lr,
+        tokensPerSecond: tokS,
+        mfu,
+        memoryBytes: rec.live_bytes,
+        etaSeconds: ((end - step) * elapsed) / done,
+      });
       if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) || step === end) {
-        lastGood = saveCheckpoint(step);
-        if (tty) io.stdout.write('\n');
-        log(`checkpoint: ${lastGood}`);
+        lastGood = save(step);
+        log(`checkpoint: ${lastGood}${cfg.checkpoint.async ? ' (writing in the background)' : ''}`);
       }
     }
+    (pendingSave as SaveHandle | null)?.wait();
+    world?.barrier().wait();
+    if (cfg.checkpoint.export_hf && losses.length) log(`export: wrote a Hugging Face folder ${exportHf()}`);
     const seconds = (performance.now() - t0) / 1000;
     if (losses.length) {
       log(
@@ -489,6 +515,7 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
     } else log(`done: nothing to do (the run is at step ${startStep} of ${cfg.train.steps})`);
     return { firstStep: startStep + 1, lastStep: end, resumedFrom, losses, seconds };
   } finally {
+    await data?.close();
     if (world) destroyProcessGroup();
   }
 }

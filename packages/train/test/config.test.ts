@@ -24,7 +24,30 @@ describe('train config', () => {
     const c = resolveConfig(base());
     expect(c.train).toMatchObject({ steps: 100, global_batch: 8, lr: 3e-3, on_nonfinite: 'stop' });
     expect(c.parallel).toMatchObject({ strategy: 'fsdp', dp_shard: 0, backend: 'gloo' });
-    expect(c.checkpoint).toMatchObject({ every: 50, keep: 2, resume: 'auto', format: 'hf-safetensors' });
+    expect(c.checkpoint).toMatchObject({
+      every: 50,
+      keep: 2,
+      resume: 'auto',
+      format: 'dcp',
+      async: false,
+      export_hf: false,
+    });
+    expect(c.data).toMatchObject({ tokenizer: 'byte', seq_len: 64, buffer_size: 64, text_field: 'text' });
+    expect(c.train.peak_tflops).toBe(0);
+  });
+
+  it('data.path takes a list; booleans are checked', () => {
+    const c = resolveConfig({ ...base(), data: { path: ['a.jsonl', 'b.parquet'] } });
+    expect(c.data.path).toEqual(['a.jsonl', 'b.parquet']);
+    expect(errorOf(() => resolveConfig({ ...base(), data: { path: [] } }))).toBe(
+      "config: 'data.path' is []; allowed: a path or a list of paths",
+    );
+    expect(errorOf(() => resolveConfig(base(), parseOverrides(['--checkpoint.async', 'yes']).overrides))).toBe(
+      'command line: \'checkpoint.async\' is "yes"; allowed: true or false',
+    );
+    expect(
+      resolveConfig(base(), parseOverrides(['--checkpoint.export_hf', 'true']).overrides).checkpoint.export_hf,
+    ).toBe(true);
   });
 
   it('dotted command-line overrides replace any key, including fields of the model config', () => {
@@ -101,7 +124,7 @@ describe('train config', () => {
       "config: 'model.config.model_type' is undefined; allowed: a registered architecture name such as 'qwen2'",
     );
     expect(errorOf(() => resolveConfig({ model: base().model }))).toBe(
-      "config: 'data.path' is missing; allowed: a JSONL file",
+      "config: 'data.path' is missing; allowed: a JSONL/Parquet file or folder",
     );
   });
 

@@ -1,7 +1,7 @@
 // End to end: the built `omnitrain` command trains a tiny Qwen2 over 2 ranks (FSDP over Gloo),
 // checkpoints, resumes, plots and generates. Needs the package built (CI runs `pnpm -r build` first).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,7 @@ const CONFIG = `
 model:
   config:
     model_type: qwen2
-    vocab_size: 256
+    vocab_size: 259
     hidden_size: 32
     intermediate_size: 64
     num_hidden_layers: 2
@@ -51,6 +51,7 @@ model:
 data:
   path: ${corpus}
   seq_len: 16
+  buffer_size: 8
 train:
   steps: 6
   global_batch: 4
@@ -63,7 +64,7 @@ checkpoint:
 `;
 
 describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
-  it('trains, checkpoints every N keeping K, resumes exactly where an uninterrupted run would be, plots, generates', () => {
+  it('trains, checkpoints (dcp) every N keeping K, resumes exactly where an uninterrupted run would be (2 ranks, and 1), plots, generates', () => {
     const dir = mkdtempSync(join(tmpdir(), 'omnitrain-e2e-'));
     const cfg = join(dir, 'tiny.yaml');
     writeFileSync(cfg, CONFIG);
@@ -84,10 +85,20 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
     ]);
     expect(first.err + first.out).toContain('fsdp over gloo, world 2');
     expect(first.code).toBe(0);
-    expect(readdirSync(join(run, 'checkpoints')).sort()).toEqual(['step-00000004', 'step-00000006']);
-    const ck = join(run, 'checkpoints', 'step-00000006');
-    for (const f of ['COMPLETE', 'trainer.json', 'model/config.json', 'optim-rank0.bin', 'optim-rank1.json'])
+    expect(readdirSync(join(run, 'checkpoints')).sort()).toEqual(['latest', 'step-4', 'step-6']);
+    const ck = join(run, 'checkpoints', 'step-6');
+    for (const f of ['metadata.json', 'rank-00000.bin', 'rank-00001.bin'])
       expect(existsSync(join(ck, f)), f).toBe(true);
+    const meta = JSON.parse(readFileSync(join(ck, 'metadata.json'), 'utf8'));
+    // Model and optimizer rows of both ranks, schedule, data lanes, RNG and step.
+    expect(meta.tensors['model.model.embed_tokens.weight'].chunks).toHaveLength(2);
+    expect(Object.keys(meta.tensors).some((n) => n.startsWith('optim.state.') && n.endsWith('expAvgSq'))).toBe(true);
+    expect(Object.keys(meta.states[0])).toEqual(
+      expect.arrayContaining(['model', 'optim', 'schedule', 'data', 'rng', 'step', 'meta']),
+    );
+    expect(Object.keys(meta.states[1].data.lanes)).toEqual(['2', '3']);
+    const oneRank = join(dir, 'one-rank');
+    cpSync(run, oneRank, { recursive: true });
     // --profile: a Chrome trace per rank, compute and communication on separate tracks.
     for (const r of [0, 1]) {
       const ev = JSON.parse(readFileSync(join(run, `trace-rank${r}.json`), 'utf8')).traceEvents as {
@@ -110,7 +121,18 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
     expect(m1[0]!.loss).toBeGreaterThan(5); // ~ln 256 = 5.55 at the start
 
     // Resume: continue to step 10 (the latest checkpoint is step 6).
-    const second = omnitrain(['train', cfg, '--nproc-per-node', '2', '--run.dir', run, '--train.steps', '10']);
+    const second = omnitrain([
+      'train',
+      cfg,
+      '--nproc-per-node',
+      '2',
+      '--run.dir',
+      run,
+      '--train.steps',
+      '10',
+      '--checkpoint.export_hf',
+      'true',
+    ]);
     expect(second.code).toBe(0);
     expect(second.out).toContain(`resumed from ${ck} (step 6)`);
     const m2 = metrics(run);
@@ -118,13 +140,32 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
     expect(m2.slice(0, 6)).toEqual(m1);
 
     // The same 10 steps uninterrupted give the same losses: the resumed run continues the curve exactly.
+    // (async saves: the same numbers.)
     const straight = join(dir, 'straight');
-    expect(omnitrain(['train', cfg, '--nproc-per-node', '2', '--run.dir', straight, '--train.steps', '10']).code).toBe(
-      0,
-    );
+    const s3 = omnitrain([
+      'train',
+      cfg,
+      '--nproc-per-node',
+      '2',
+      '--run.dir',
+      straight,
+      '--train.steps',
+      '10',
+      '--checkpoint.async',
+      'true',
+    ]);
+    expect(s3.code).toBe(0);
     const m3 = metrics(straight);
     expect(m3.map((r) => r.loss)).toEqual(m2.map((r) => r.loss));
     expect(m3.at(-1)!.loss).toBeLessThan(m3[0]!.loss - 0.3);
+
+    // Resume the 2-rank checkpoint on 1 rank: resharded; the next loss matches to float32 rounding.
+    const one = omnitrain(['train', cfg, '--run.dir', oneRank, '--train.steps', '10', '--train.stop_after', '7']);
+    expect(one.code).toBe(0);
+    expect(one.out).toContain('(step 6, saved by 2 ranks, resharded to 1)');
+    const m4 = metrics(oneRank);
+    expect(m4.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(Math.abs(m4[6]!.loss - m3[6]!.loss) / m3[6]!.loss).toBeLessThan(1e-6);
 
     const plot = omnitrain(['plot', run]);
     expect(plot.code).toBe(0);
@@ -135,8 +176,19 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
 
     const gen = omnitrain(['generate', '--checkpoint', run, '--prompt', 'ROMEO:', '--max-new-tokens', '10']);
     expect(gen.code).toBe(0);
-    expect(gen.out).toContain('step-00000010');
+    expect(gen.out).toContain(`[model ${join(run, 'checkpoints', 'step-10')}]`); // read from the dcp checkpoint
     expect(gen.out).toContain('ROMEO:');
+    const fromHf = omnitrain([
+      'generate',
+      '--checkpoint',
+      join(run, 'hf'),
+      '--prompt',
+      'ROMEO:',
+      '--max-new-tokens',
+      '10',
+    ]);
+    expect(fromHf.code).toBe(0);
+    expect(fromHf.out.split('\n').slice(1)).toEqual(gen.out.split('\n').slice(1)); // the export holds the same weights
   }, 90_000);
 
   it('a NaN loss stops the run naming the step and the last good checkpoint; skip mode skips it', () => {
@@ -149,7 +201,7 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
     });
     expect(r.code).toBe(3);
     expect(r.err).toContain(
-      `step 5: loss is NaN; run stopped. Last good checkpoint: ${join(run, 'checkpoints', 'step-00000004')}`,
+      `step 5: loss is NaN; run stopped. Last good checkpoint: ${join(run, 'checkpoints', 'step-4')}`,
     );
     const s = omnitrain(
       ['train', cfg, '--run.dir', join(dir, 'skip'), '--parallel.strategy', 'none', '--train.on_nonfinite', 'skip'],
@@ -174,5 +226,8 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
     expect(fmt.err).toMatch(
       /checkpoint\.format 'zip' is not installed; installed formats: .*hf-safetensors.*dcp|dcp.*hf-safetensors/,
     );
+    const hf = omnitrain(['train', cfg, '--run.dir', join(dir, 'r'), '--checkpoint.format', 'hf-safetensors']);
+    expect(hf.code).toBe(1);
+    expect(hf.err).toContain('set checkpoint.export_hf: true');
   });
 });
