@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 
 /** A file opened for positional reads. The reader never reads past `size`. */
 export interface RandomAccessFile {
@@ -55,6 +55,51 @@ export function readFully(file: RandomAccessFile, dst: Uint8Array, position: num
           `(got ${done}; was the file changed while open?)`,
       );
     }
+    done += n;
+  }
+}
+
+/** A file opened for positional writes (the parallel Hugging Face export writes through it). */
+export interface WritableFile {
+  /** Write up to `src.length` bytes at `position`; returns how many were written. */
+  write(src: Uint8Array, position: number): number;
+  /** Set the file's size (extends with zeros, sparse where the file system can). */
+  truncate(size: number): void;
+  /** Flush the file's data to stable storage (fsync). */
+  sync(): void;
+  /** Close the file. */
+  close(): void;
+}
+
+/** Opens a file for positional writes: `create` makes a new empty file (replacing one), otherwise an existing one is opened. */
+export type FileWriteOpener = (path: string, opts: { create: boolean }) => WritableFile;
+
+/** The default write opener: a Node file descriptor (`'w'` to create, `'r+'` otherwise) and `fs.writeSync`. */
+export const nodeFileWriteOpener: FileWriteOpener = (path, { create }) => {
+  const fd = openSync(path, create ? 'w' : 'r+');
+  let open = true;
+  return {
+    write(src, position) {
+      if (!open) throw new Error(`${path}: write after close`);
+      return writeSync(fd, src, 0, src.length, position);
+    },
+    truncate: (size) => ftruncateSync(fd, size),
+    sync: () => fsyncSync(fd),
+    close() {
+      if (open) {
+        open = false;
+        closeSync(fd);
+      }
+    },
+  };
+};
+
+/** Write all of `src` at `position`, looping over short writes. */
+export function writeFully(file: WritableFile, src: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < src.length) {
+    const n = file.write(src.subarray(done, Math.min(src.length, done + CHUNK)), position + done);
+    if (!(n > 0)) throw new Error(`short write of ${src.length} bytes at byte ${position}`);
     done += n;
   }
 }

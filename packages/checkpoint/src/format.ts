@@ -1,5 +1,8 @@
 import type { Tensor } from '@omnitrain/core';
+import { type ParallelReadOptions, type ParallelReadResult, readSafetensorsDirParallel } from './parallel-read.js';
+import { type ParallelWriteOptions, type ParallelWriteResult, writeSafetensorsDirParallel } from './parallel-write.js';
 import type { OpenOptions, ReadOptions, SafetensorsSource } from './reader.js';
+import type { ParallelTensor } from './row-block.js';
 import { openSafetensorsDir } from './sharded-reader.js';
 import { type TensorDict, type WriteDirOptions, type WriteResult, writeSafetensorsDir } from './writer.js';
 
@@ -23,6 +26,18 @@ export interface CheckpointFormat {
   open(dir: string, opts?: OpenOptions): SafetensorsSource;
   /** Write `stateDict` into `dir`, sharded by `opts.maxShardBytes`. */
   save(stateDict: TensorDict, dir: string, opts?: WriteDirOptions): WriteResult;
+  /** Every rank writes its rows of a sharded state dict into one checkpoint (see {@link writeSafetensorsDirParallel}). */
+  saveParallel?(
+    tensors: Record<string, ParallelTensor> | Map<string, ParallelTensor>,
+    dir: string,
+    opts?: ParallelWriteOptions,
+  ): ParallelWriteResult;
+  /** Every rank reads only its rows into its shards (see {@link readSafetensorsDirParallel}). */
+  loadParallel?(
+    dir: string,
+    targets: Record<string, ParallelTensor> | Map<string, ParallelTensor>,
+    opts?: ParallelReadOptions,
+  ): ParallelReadResult;
 }
 
 /**
@@ -50,5 +65,11 @@ export const hfSafetensorsFormat: CheckpointFormat = {
   },
   save(stateDict, dir, opts = {}) {
     return writeSafetensorsDir(dir, stateDict, opts);
+  },
+  saveParallel(tensors, dir, opts = {}) {
+    return writeSafetensorsDirParallel(dir, tensors, opts);
+  },
+  loadParallel(dir, targets, opts = {}) {
+    return readSafetensorsDirParallel(dir, targets, opts);
   },
 };

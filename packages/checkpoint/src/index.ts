@@ -4,7 +4,9 @@
  * The `hf-safetensors` format: {@link openSafetensors} (one file), {@link openSafetensorsDir}
  * (a Hugging Face directory, single or sharded) give random access to tensors, byte ranges and
  * dim-0 row ranges without loading whole files; {@link writeSafetensors} and
- * {@link writeSafetensorsDir} write them (atomically, sharded by size). The reader validates the
+ * {@link writeSafetensorsDir} write them (atomically, sharded by size);
+ * {@link writeSafetensorsDirParallel} and {@link readSafetensorsDirParallel} export and import a
+ * sharded model with every rank writing or reading only its rows' byte ranges. The reader validates the
  * whole header before use and never executes anything from a file.
  * @packageDocumentation
  */
@@ -22,9 +24,22 @@ export {
   safetensorsDTypeOf,
   safetensorsItemSize,
 } from './dtypes.js';
-export { type FileOpener, nodeFileOpener, type RandomAccessFile } from './file-io.js';
+export {
+  type FileOpener,
+  type FileWriteOpener,
+  nodeFileOpener,
+  nodeFileWriteOpener,
+  type RandomAccessFile,
+  type WritableFile,
+} from './file-io.js';
 export { type CheckpointFormat, hfSafetensorsFormat, type LoadOptions } from './format.js';
 export { type HeaderEntry, MAX_HEADER_BYTES, type ParsedHeader, parseHeader } from './header.js';
+export {
+  type ParallelReadOptions,
+  type ParallelReadResult,
+  readSafetensorsDirParallel,
+} from './parallel-read.js';
+export { type ParallelWriteOptions, type ParallelWriteResult, writeSafetensorsDirParallel } from './parallel-write.js';
 export {
   type OpenOptions,
   openSafetensors,
@@ -33,6 +48,7 @@ export {
   type SafetensorsSource,
   type TensorInfo,
 } from './reader.js';
+export type { ParallelTensor, RowShardLike } from './row-block.js';
 export {
   INDEX_FILE,
   openSafetensorsDir,

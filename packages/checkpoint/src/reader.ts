@@ -90,6 +90,22 @@ export abstract class SourceBase implements SafetensorsSource {
     return out;
   }
 
+  /**
+   * Raw stored bytes `[start, start + dst.length)` of a tensor's data, read straight into `dst`
+   * (e.g. a CPU tensor's storage): no allocation, no copy.
+   */
+  readBytesInto(name: string, start: number, dst: Uint8Array): void {
+    const info = this.info(name);
+    const length = info.byteRange[1] - info.byteRange[0];
+    const stop = start + dst.length;
+    if (!(Number.isSafeInteger(start) && 0 <= start && stop <= length)) {
+      throw new Error(
+        `safetensors ${info.file}: tensor '${name}': byte range [${start}, ${stop}) outside its ${length} bytes`,
+      );
+    }
+    if (dst.length) this.readAt(info.file, dst, info.byteRange[0] + start);
+  }
+
   readTensor(name: string, opts: ReadOptions = {}): Tensor {
     const info = this.info(name);
     return this.readPart(info, 0, info.numel, [...info.shape], opts);

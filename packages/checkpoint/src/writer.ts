@@ -74,7 +74,8 @@ function entriesOf(tensors: TensorDict): [string, WritableTensor][] {
   return tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
 }
 
-function checkMetadata(metadata: Record<string, string> | undefined, where: string): Record<string, string> {
+/** @internal Check `__metadata__` (string to string). */
+export function checkMetadata(metadata: Record<string, string> | undefined, where: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(metadata ?? {})) {
     if (typeof v !== 'string') throw new Error(`${where}: metadata '${k}' must be a string, got ${typeof v}`);
@@ -91,7 +92,8 @@ function tmpName(path: string): string {
 }
 
 /** Write `chunks` to a temporary file, fsync it, then rename it to `path`. */
-function writeAtomically(path: string, chunks: Iterable<Uint8Array>): number {
+/** @internal */
+export function writeAtomically(path: string, chunks: Iterable<Uint8Array>): number {
   const tmp = tmpName(path);
   const fd = openSync(tmp, 'w');
   let total = 0;
@@ -129,8 +131,22 @@ function writeAtomically(path: string, chunks: Iterable<Uint8Array>): number {
   return total;
 }
 
-/** The header bytes (length prefix + JSON padded with spaces to a multiple of 8) and data order. */
-function layout(items: Planned[], metadata: Record<string, string>): { head: Uint8Array; order: Planned[] } {
+/** @internal What the header layout needs of a tensor. */
+export interface LayoutItem {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: readonly number[];
+  bytes: number;
+}
+
+/**
+ * @internal The header bytes (length prefix + JSON padded with spaces to a multiple of 8) and the
+ * data order of one file; `order[i]`'s data starts at byte `offsets[i]` of the data section.
+ */
+export function layout<T extends LayoutItem>(
+  items: T[],
+  metadata: Record<string, string>,
+): { head: Uint8Array; order: T[]; offsets: number[] } {
   // As the reference writer does: larger alignment first, then by name, so every tensor's data
   // starts aligned to its element size.
   const order = [...items].sort(
@@ -143,7 +159,9 @@ function layout(items: Planned[], metadata: Record<string, string>): { head: Uin
     parts.push(`"__metadata__":{${m.join(',')}}`);
   }
   let offset = 0;
+  const offsets: number[] = [];
   for (const p of order) {
+    offsets.push(offset);
     parts.push(
       `${JSON.stringify(p.name)}:{"dtype":"${p.dtype}","shape":[${p.shape.join(',')}],"data_offsets":[${offset},${offset + p.bytes}]}`,
     );
@@ -159,7 +177,7 @@ function layout(items: Planned[], metadata: Record<string, string>): { head: Uin
   const head = new Uint8Array(8 + json.length);
   new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
   head.set(json, 8);
-  return { head, order };
+  return { head, order, offsets };
 }
 
 /** What a write produced. */
@@ -217,7 +235,42 @@ export function parseSize(size: number | string): number {
   return parseSize(Math.floor(Number(m[1]) * base ** pow));
 }
 
-const SHARD_RE = /^model-\d{5}-of-\d{5}\.safetensors$/;
+/** @internal Names of the files of a sharded Hugging Face checkpoint. */
+export const SHARD_RE = /^model-\d{5}-of-\d{5}\.safetensors$/;
+
+/** @internal `model-0000i-of-0000n.safetensors` (i from 0). */
+export function shardFileName(i: number, n: number): string {
+  return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+}
+
+/**
+ * @internal Group `items` into files in the order given: a new file whenever the next tensor
+ * would exceed `limit` bytes (a tensor larger than the limit gets a file of its own). Always at
+ * least one (possibly empty) group.
+ */
+export function packShards<T extends { bytes: number }>(items: readonly T[], limit: number): T[][] {
+  const shards: T[][] = [];
+  let current: T[] = [];
+  let currentBytes = 0;
+  for (const p of items) {
+    if (current.length && currentBytes + p.bytes > limit) {
+      shards.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(p);
+    currentBytes += p.bytes;
+  }
+  if (current.length || !shards.length) shards.push(current);
+  return shards;
+}
+
+/** @internal The text of `model.safetensors.index.json` (as Hugging Face writes it: sorted, 2-space indent). */
+export function indexText(weightMap: [string, string][], totalSize: number): string {
+  const sorted = [...weightMap].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const body = sorted.map(([t, f]) => `    ${JSON.stringify(t)}: ${JSON.stringify(f)}`).join(',\n');
+  return `{\n  "metadata": {\n    "total_size": ${totalSize}\n  },\n  "weight_map": {\n${body}\n  }\n}\n`;
+}
 
 /**
  * Write a Hugging Face checkpoint directory. When all tensors fit in one shard that is
@@ -234,19 +287,9 @@ export function writeSafetensorsDir(dir: string, tensors: TensorDict, opts: Writ
   const meta = checkMetadata(opts.metadata ?? { format: 'pt' }, where);
   const all = entriesOf(tensors);
   const items = all.map(([name, t]) => plan(name, t, where));
-  const shards: [string, WritableTensor][][] = [];
-  let current: [string, WritableTensor][] = [];
-  let currentBytes = 0;
-  items.forEach((p, i) => {
-    if (current.length && currentBytes + p.bytes > limit) {
-      shards.push(current);
-      current = [];
-      currentBytes = 0;
-    }
-    current.push(all[i]!);
-    currentBytes += p.bytes;
-  });
-  if (current.length || !shards.length) shards.push(current);
+  const shards = packShards(items, limit).map((group) =>
+    group.map((p) => [p.name, p.source] as [string, WritableTensor]),
+  );
   mkdirSync(dir, { recursive: true });
   const totalSize = items.reduce((a, p) => a + p.bytes, 0);
   const files: string[] = [];
@@ -259,15 +302,13 @@ export function writeSafetensorsDir(dir: string, tensors: TensorDict, opts: Writ
     const n = shards.length;
     const weightMap: [string, string][] = [];
     shards.forEach((shard, i) => {
-      const name = `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+      const name = shardFileName(i, n);
       writeSafetensors(join(dir, name), new Map(shard), meta);
       files.push(join(dir, name));
       keep.add(name);
       for (const [t] of shard) weightMap.push([t, name]);
     });
-    weightMap.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const body = weightMap.map(([t, f]) => `    ${JSON.stringify(t)}: ${JSON.stringify(f)}`).join(',\n');
-    const text = `{\n  "metadata": {\n    "total_size": ${totalSize}\n  },\n  "weight_map": {\n${body}\n  }\n}\n`;
+    const text = indexText(weightMap, totalSize);
     writeAtomically(join(dir, INDEX_FILE), [new TextEncoder().encode(text)]);
     files.push(join(dir, INDEX_FILE));
     keep.add(INDEX_FILE);

@@ -120,4 +120,22 @@ describe('dcp corruption errors', () => {
       /checksum mismatch in file .*rank-00000\.bin bytes \[3584, 4096\) of tensor 'model\.a'/,
     );
   });
+
+  it('inPlace: loads the same values straight into the targets; a corrupt block is still an error, flagged as partial', () => {
+    const t = targets();
+    loadCheckpoint(good, t.tree, { inPlace: true });
+    expect(t.b.toArray()).toEqual(B);
+    expect(t.a.toArray()).toEqual(Array.from(new Float32Array(A)));
+    const d = copy('flip-in-place');
+    const meta = readMetadata(d);
+    const c = meta.tensors['model.b']!.chunks[0]!;
+    const file = join(d, c.file);
+    const bytes = readFileSync(file);
+    bytes[c.byteOffset + 300]! ^= 0x01;
+    writeFileSync(file, bytes);
+    const u = targets();
+    expect(() => loadCheckpoint(d, u.tree, { inPlace: true })).toThrow(
+      /checksum mismatch in file .*rank-00000\.bin.*tensor 'model\.b'.*inPlace: the targets may be partly overwritten/,
+    );
+  });
 });

@@ -1,7 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findLatestCheckpoint, resumeCheckpoint, saveCheckpoint, waitForPendingSave } from '@omnitrain/checkpoint';
+import {
+  findLatestCheckpoint,
+  releaseSaveBuffer,
+  reserveSaveBuffer,
+  resumeCheckpoint,
+  saveCheckpoint,
+  waitForPendingSave,
+} from '@omnitrain/checkpoint';
 import {
   add,
   defaultGenerator,
@@ -109,5 +116,24 @@ describe('dcp: the whole training state', () => {
     waitForPendingSave();
     expect(findLatestCheckpoint(join(dir, 'async'))?.step).toBe(5);
     expect(readFileSync(join(dir, 'async/latest'), 'utf8').trim()).toBe('step-5');
+  });
+
+  it('back-to-back async saves reuse one host buffer: each step holds its own values, bitwise a sync save', () => {
+    const a = makeRun(4);
+    reserveSaveBuffer(1 << 16);
+    for (const s of [1, 2, 3, 4]) {
+      a.step();
+      saveCheckpoint(join(dir, 'reuse-sync'), s, a.state(), { blockBytes: 96, keep: 10 });
+      saveCheckpoint(join(dir, 'reuse-async'), s, a.state(), { async: true, blockBytes: 96, keep: 10 });
+      // The next a.step() changes the weights while this save may still be writing from the buffer.
+      if (s === 2) releaseSaveBuffer(); // the next one allocates a fresh buffer
+    }
+    waitForPendingSave();
+    for (const s of [1, 2, 3, 4]) {
+      for (const f of ['rank-00000.bin', 'metadata.json']) {
+        const got = readFileSync(join(dir, `reuse-async/step-${s}`, f));
+        expect(got.equals(readFileSync(join(dir, `reuse-sync/step-${s}`, f))), `step ${s} ${f}`).toBe(true);
+      }
+    }
   });
 });

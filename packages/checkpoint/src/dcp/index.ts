@@ -12,7 +12,14 @@ export {
   resumeCheckpoint,
   verifyCheckpoint,
 } from './load.js';
-export { type SaveHandle, type SaveOptions, saveCheckpoint, waitForPendingSave } from './save.js';
+export {
+  releaseSaveBuffer,
+  reserveSaveBuffer,
+  type SaveHandle,
+  type SaveOptions,
+  saveCheckpoint,
+  waitForPendingSave,
+} from './save.js';
 export { dim0Shard, isShardedTensor, type ShardedTensor, shardedTensor } from './sharded-tensor.js';
 export type { StateTree, TensorLeaf } from './state-tree.js';
 

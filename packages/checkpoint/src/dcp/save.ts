@@ -16,6 +16,8 @@ export interface SaveOptions {
   keep?: number;
   /**
    * Copy the tensors to host memory, return, and write in a background thread (default false).
+   * The copy goes into a host buffer kept for the next async saves (see {@link reserveSaveBuffer},
+   * {@link releaseSaveBuffer}); checksums are computed by the background thread.
    * The next save (or {@link waitForPendingSave}) waits for it.
    */
   async?: boolean;
@@ -87,6 +89,42 @@ export function waitForPendingSave(): void {
 
 const ALIGN = 64;
 
+let pool: Uint8Array | null = null;
+
+/**
+ * The host staging buffer of async saves (shared with the save worker), grown to at least
+ * `bytes` and reused by every later async save: after the first save, taking a snapshot is one
+ * memcpy of the tensors into memory that is already mapped (no allocation, no page faults).
+ */
+function hostBuffer(bytes: number): Uint8Array {
+  if (!pool || pool.length < bytes) {
+    pool = null; // let the old one go before mapping the new one
+    pool = new Uint8Array(new SharedArrayBuffer(Math.max(bytes, 1)));
+  }
+  return pool;
+}
+
+/**
+ * Reserve the host staging buffer of async saves ahead of time (`bytes`: this rank's share of a
+ * checkpoint, e.g. the sum of its tensors' byte lengths plus 64 per tensor), so that even the
+ * first async save only copies. Its pages are touched (atomically, without changing them) in a
+ * background thread; this returns at once.
+ */
+export function reserveSaveBuffer(bytes: number): void {
+  const host = hostBuffer(bytes);
+  const w = new Worker(
+    'const { workerData: b } = process.getBuiltinModule("node:worker_threads"); const u = new Uint8Array(b); for (let i = 0; i < u.length; i += 4096) Atomics.add(u, i, 0);',
+    { eval: true, execArgv: [], workerData: host.buffer },
+  );
+  w.unref();
+}
+
+/** Free the host staging buffer of async saves (the next async save allocates it again). Waits for a pending save first. */
+export function releaseSaveBuffer(): void {
+  waitForPendingSave();
+  pool = null;
+}
+
 /**
  * Save `state` as checkpoint `step` under `root` (every rank calls it with its own tree).
  * Each rank writes `step-N.tmp/rank-R.bin` (its chunks, checksummed per block with CRC32C) and
@@ -128,8 +166,7 @@ export function saveCheckpoint(root: string, step: number, state: StateTree, opt
     job.tensors[name] = { dtype: t.dtype, itemSize: size, shape };
     if (isTensor(leaf) && coord.rank !== 0) continue; // replicated: rank 0 saves it
     if (t.numel === 0) continue;
-    let bytes = tensorBytes(t, `${where}: tensor '${name}'`);
-    if (opts.async) bytes = bytes.slice();
+    const bytes = tensorBytes(t, `${where}: tensor '${name}'`);
     const chunk: ChunkRecord = {
       name,
       offsets,
@@ -142,6 +179,16 @@ export function saveCheckpoint(root: string, step: number, state: StateTree, opt
     job.chunks.push(chunk);
     job.buffers.push(bytes);
     at += Math.ceil(bytes.length / ALIGN) * ALIGN;
+  }
+  if (opts.async) {
+    // One memcpy per chunk into the reused shared host buffer, at the chunk's file offset; the
+    // worker reads it in place (nothing is cloned or transferred) and checksums it there.
+    // (Non-CPU tensors were already read into a fresh host array by tensorBytes: one copy more.)
+    const host = hostBuffer(at);
+    job.chunks.forEach((c, i) => {
+      host.set(job.buffers[i]!, c.byteOffset);
+      job.buffers[i] = host.subarray(c.byteOffset, c.byteOffset + c.byteLength);
+    });
   }
   const tmpDir = join(root, `step-${step}.tmp`);
   if (coord.rank === 0) {
@@ -164,7 +211,7 @@ export function saveCheckpoint(root: string, step: number, state: StateTree, opt
     eval: true,
     execArgv: [],
     workerData: { job, flag: flag.buffer, port: port2 },
-    transferList: [port2, ...job.buffers.map((b) => b.buffer as ArrayBuffer)],
+    transferList: [port2],
   });
   worker.on('error', () => {
     // Reported through the flag / port (or as 'exited without a result').
