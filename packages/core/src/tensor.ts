@@ -128,12 +128,14 @@ export class Tensor {
   raw(): RawArray {
     this.assertLive('raw');
     if (this.device !== 'cpu') throw new Error(`raw(): tensor is on '${this.device}'; copy it to 'cpu' first`);
+    if (!this.storage.isAllocated) this.storage.assertAllocated(`raw() of ${this.describe()}`);
     return rawView(this.storage.handle as ArrayBuffer, this.dtype, this.offset, this.numel);
   }
 
   /** A host copy of the values (halves widened to float32). Synchronises the device. */
   toTypedArray(): HostArray {
     this.assertLive('toTypedArray');
+    if (!this.storage.isAllocated) this.storage.assertAllocated(`toTypedArray() of ${this.describe()}`);
     if (this.device === 'cpu') return decodeRaw(this.raw().slice(), this.dtype);
     const size = itemSize(this.dtype);
     const bytes = this.owner.readBytes(this.storage, this.offset * size, this.numel * size);
@@ -288,6 +290,11 @@ export class Tensor {
   /** `using t = ...` disposes at the end of the block. */
   [Symbol.dispose](): void {
     this.dispose();
+  }
+
+  /** `tensor #id 'name' [shape] dtype` for error messages. */
+  private describe(): string {
+    return `tensor #${this.id}${this.name ? ` '${this.name}'` : ''} ${JSON.stringify(this.shape)} ${this.dtype}`;
   }
 
   /** Short description: shape, dtype, device. */

@@ -7,6 +7,7 @@ import {
   type DType,
   dispatch1,
   isGradEnabled,
+  itemSize,
   keep,
   nn,
   noGrad,
@@ -15,6 +16,9 @@ import {
   type Work,
 } from '@omnitrain/core';
 import { copyElems, layoutOf, type ParamLayout, validRows } from './shard-layout.js';
+
+/** The N of `cuda:N` (0 for other devices). */
+const deviceIndex = (device: string) => (device.startsWith('cuda:') ? Number(device.slice(5)) : 0);
 
 /** One event of the FSDP timeline (see {@link FSDPOptions.trace}). */
 export interface FSDPEvent {
@@ -61,7 +65,10 @@ export class FSDPUnit {
   /**
    * The full tensors of the last unshard while autograd may still hold them (grad enabled):
    * re-unsharding for backward all-gathers into the same storage instead of allocating a second
-   * copy. Dropped once the unit's gradients are reduced.
+   * copy. With reshard after forward their bytes are released in between (FSDP2's
+   * `untyped_storage().resize_(0)`): autograd's saved references keep the Storage objects, which
+   * {@link unshard} re-allocates and fills before the unit's backward. Dropped once the unit's
+   * gradients are reduced.
    */
   private fullCache: Tensor[] | null = null;
   private pending: PendingReduce | null = null;
@@ -178,10 +185,10 @@ export class FSDPUnit {
       this.params.forEach((p, i) => {
         const l = this.layouts[i]!;
         const cached = this.fullCache?.[i];
-        const full =
-          cached && !cached.isDisposed && cached.dtype === recv.dtype
-            ? cached
-            : Tensor.empty(l.fullShape, recv.dtype, recv.device);
+        const reuse = cached && !cached.isDisposed && cached.dtype === recv.dtype;
+        // Bytes released after forward come back here, in the Storage autograd saved.
+        if (reuse) cached.storage.ensureAllocated(deviceIndex(recv.device));
+        const full = reuse ? cached : Tensor.empty(l.fullShape, recv.dtype, recv.device);
         for (let r = 0; r < n; r++) {
           const rows = validRows(l, r);
           copyElems(full, r * l.chunk * l.inner, recv, r * this.shardNumel + l.offset, rows * l.inner);
@@ -210,8 +217,12 @@ export class FSDPUnit {
     this.fullCache = null;
   }
 
-  /** Point the parameters back at their shards (the full storage is freed once autograd lets go of it). */
-  reshard(): void {
+  /**
+   * Point the parameters back at their shards. The full storage is freed once autograd lets go
+   * of it, or at once with `releaseFull` (after forward): its bytes are released while autograd
+   * keeps the Storage, and the pre-backward {@link unshard} all-gathers into it again.
+   */
+  reshard(releaseFull = false): void {
     if (this.state === 'sharded') return;
     this.params.forEach((p, i) => {
       p.adoptStorageOf(this.shards[i]!, `reshard('${this.name}')`);
@@ -219,6 +230,22 @@ export class FSDPUnit {
       if (!p.grad && g) p.grad = g;
     });
     this.state = 'sharded';
+    if (!releaseFull) return;
+    this.fullCache?.forEach((t, i) => {
+      if (t.isDisposed) return;
+      t.storage.releaseBytes(
+        `FSDP reshards after forward: unit '${this.name}', parameter '${this.layouts[i]!.name}'; ` +
+          "was the unit's pre-backward all-gather skipped?",
+      );
+    });
+  }
+
+  /** Bytes of the unit's full (unsharded) parameters in the compute dtype: what reshard after forward frees. */
+  fullBytes(): number {
+    return this.layouts.reduce(
+      (a, l, i) => a + l.fullShape.reduce((x, y) => x * y, 1) * itemSize(this.computeDtype(i)),
+      0,
+    );
   }
 
   /**

@@ -256,7 +256,8 @@ function installHooks(module: nn.Module, unit: FSDPUnit): void {
   });
   module.registerForwardHook(() => {
     emit('forward-end');
-    if (unit.reshardAfterForward && !unit.isRoot) unit.reshard();
+    // Free the full parameters' bytes (autograd keeps the storage; the pre-backward hook refills it).
+    if (unit.reshardAfterForward && !unit.isRoot) unit.reshard(true);
     return undefined;
   });
   module.registerFullBackwardPreHook(() => {

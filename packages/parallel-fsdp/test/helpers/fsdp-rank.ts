@@ -1,7 +1,7 @@
 // One rank of the multi-process FSDP tests and bench (spawned by spawn.ts, or run alone).
 // Env: RANK, WORLD_SIZE, MASTER_PORT, OMNITRAIN_STORE_SECRET, SCENARIO ('train' | 'errors'),
 // MODEL (qwen2 | qwen3_moe), STEPS, MESH ('R×S' as "RxS"), PLAIN=1 (no FSDP, world 1),
-// ROOT_ONLY=1, NORESHARD=1, FIXTURE (models test fixture folder, default <MODEL>-base), MP=bf16, PREFETCH=0, MICRO (micro-batches per step), META=1, TRACE=1, HIDDEN/LAYERS (bench sizes).
+// ROOT_ONLY=1, NORESHARD=1, FIXTURE (models test fixture folder, default <MODEL>-base), MP=bf16, PREFETCH=0, MICRO (micro-batches per step), AUX=1 (MoE router aux loss), META=1, TRACE=1, HIDDEN/LAYERS (bench sizes).
 // Prints `RESULT <json>`.
 
 import { readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import '@omnitrain/comm-gloo/register';
 import {
   DeviceMesh,
   destroyProcessGroup,
+  getRegistry,
   initDeviceMesh,
   initProcessGroup,
   manualSeed,
@@ -16,12 +17,14 @@ import {
   mul,
   type nn,
   optim,
+  sum,
   type Tensor,
   tensor,
   tidy,
   worldGroup,
 } from '@omnitrain/core';
 import { createModel } from '@omnitrain/models';
+import { unitsOf } from '../../src/fully-shard.js';
 import {
   checkOptimizer,
   clipGradNorm,
@@ -49,7 +52,8 @@ function config(): Record<string, unknown> {
     if (cfg.head_dim) cfg.head_dim = h / cfg.num_attention_heads;
   }
   if (env.LAYERS) cfg.num_hidden_layers = Number(env.LAYERS);
-  // The load-balancing loss is not linear in the batch (HF computes it per device): off for parity.
+  // The load-balancing loss is not linear in the batch (HF computes it per device): on with AUX=1,
+  // where N data-parallel ranks match one process with N micro-batches.
   if (cfg.model_type === 'qwen3_moe' && env.AUX !== '1') cfg.output_router_logits = false;
   return cfg;
 }
@@ -71,7 +75,7 @@ function train(): unknown {
   const model = createModel(cfg, { device: env.META === '1' ? 'meta' : 'cpu' });
   const world = plain ? null : worldGroup();
   const rank = world?.rank ?? 0;
-  const events: FSDPEvent[] = [];
+  const events: (FSDPEvent & { live: number; peak: number })[] = [];
   let dpRank = 0;
   let dpSize = 1;
   if (!plain) {
@@ -83,7 +87,11 @@ function train(): unknown {
       mesh,
       mixedPrecision: mp,
       prefetch: env.PREFETCH !== '0',
-      trace: env.TRACE === '1' ? (e: FSDPEvent) => events.push(e) : undefined,
+      trace:
+        env.TRACE === '1'
+          ? (e: FSDPEvent) =>
+              events.push({ ...e, live: memoryStats('cpu').liveBytes, peak: memoryStats('cpu').peakBytes })
+          : undefined,
       reshardAfterForward: env.NORESHARD !== '1',
     };
     // ROOT_ONLY=1: one unit for the whole model (tied embedding and lm_head inside it).
@@ -105,20 +113,35 @@ function train(): unknown {
   let state = null as unknown;
   let peak = 0;
   const live: number[] = [];
+  // Full (unsharded) bytes of each unit, root first: what reshard after forward frees per unit.
+  const unitBytes = plain ? [] : unitsOf(model).map((u) => ({ name: u.name, root: u.isRoot, bytes: u.fullBytes() }));
+  // Peak of the training steps only (not of building the full model before sharding it).
+  getRegistry().backend('cpu').resetPeak();
+  // Live bytes right after the forward (before backward) and the peak over forward + backward, per step.
+  const afterForward: number[] = [];
+  const fwdBwdPeak: number[] = [];
   for (let step = 0; step < steps; step++) {
     const t0 = performance.now();
+    const cpu = getRegistry().backend('cpu');
+    peak = Math.max(peak, cpu.stats().peakBytes);
+    cpu.resetPeak();
     const rows = batch(step, vocab, gb, seq).slice(dpRank * local, (dpRank + 1) * local);
     const per = rows.length / micro;
     let lossSum = 0;
     for (let m = 0; m < micro; m++) {
-      // Forward intermediates (positions, shifted labels...) are freed by tidy.
-      tidy(() => {
+      // Forward intermediates are freed by tidy as the forward returns: autograd keeps what it
+      // saved (its own references) and frees each saved tensor as backward uses it, so the
+      // activations go unit by unit in backward instead of all at the end of the step.
+      const loss = tidy(() => {
         const x = ids(rows.slice(m * per, (m + 1) * per));
-        const loss = model.call(x, { labels: x }).loss!;
-        lossSum += loss.item() / micro;
-        (micro > 1 ? mul(loss, 1 / micro) : loss).backward();
+        return model.call(x, { labels: x }).loss!;
       });
+      if (m === 0) afterForward.push(memoryStats('cpu').liveBytes);
+      lossSum += loss.item() / micro;
+      tidy(() => (micro > 1 ? mul(loss, 1 / micro) : loss).backward());
+      loss.dispose();
     }
+    fwdBwdPeak.push(memoryStats('cpu').peakBytes);
     const norm = plain ? optim.clipGradNorm(model.parameters(), 1.0) : clipGradNorm(model, 1.0);
     opt.step();
     state = trainingStateBytes(model, opt);
@@ -154,7 +177,7 @@ function train(): unknown {
       for (const t of new Set(Object.values(sd) as Tensor[])) t.dispose();
     }
   }
-  return { rank, losses, norms, state, peak, live, stepMs, events, checksum };
+  return { rank, losses, norms, state, peak, live, stepMs, events, checksum, unitBytes, afterForward, fwdBwdPeak };
 }
 
 function errors(): unknown {
@@ -194,6 +217,23 @@ function errors(): unknown {
     for (const b of sharded.model.layers) fullyShard(b as nn.Module);
     fullyShard(sharded);
     checkOptimizer(new optim.AdamW(createModel(cfg).parameters()), sharded);
+  });
+  attempt('skipped', () => {
+    // Backward from inside a resharded unit (its MLP's output) skips the unit's pre-backward hook.
+    const m = createModel(cfg);
+    for (const b of m.model.layers) fullyShard(b as nn.Module);
+    fullyShard(m);
+    let inner: Tensor | null = null;
+    m.namedModules()
+      .find(([n]) => n === 'model.layers.0.mlp')![1]
+      .registerForwardHook((_m, _a, out) => {
+        inner = out as Tensor;
+      });
+    tidy(() => {
+      const x = ids(batch(0, 128, 2, 4));
+      m.call(x, { labels: x });
+      sum(inner!).backward();
+    });
   });
   return { rank: world.rank, msgs };
 }
