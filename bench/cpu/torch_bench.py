@@ -1,6 +1,7 @@
 """PyTorch side of `pnpm bench:cpu` (Debian python3-torch, CPU): the same workloads as bench.ts.
 
-Usage: torch_bench.py --threads N --part micro|train  -> prints one JSON object.
+Usage: torch_bench.py --threads N --part micro|train|gemm  -> prints one JSON object.
+--part gemm --shapes M,N,K,ta,tb;... --reps R: best-of-R seconds per GEMM shape (bench/cpu/gemm.ts).
 """
 import argparse
 import json
@@ -48,6 +49,22 @@ def micro():
         q.grad = k.grad = v.grad = None
 
     out["attention"] = {"seconds": timeit(attn, 5)}
+    return out
+
+
+def gemm(shapes, reps):
+    out = {}
+    for spec in shapes.split(";"):
+        m, n, k, ta, tb = (int(x) for x in spec.split(","))
+        a = torch.randn(k, m).t() if ta else torch.randn(m, k)
+        b = torch.randn(n, k).t() if tb else torch.randn(k, n)
+        torch.matmul(a, b)
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.matmul(a, b)
+            best = min(best, time.perf_counter() - t0)
+        out[spec] = best
     return out
 
 
@@ -158,12 +175,17 @@ def train(steps, warmup):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, required=True)
-    ap.add_argument("--part", choices=["micro", "train"], required=True)
+    ap.add_argument("--part", choices=["micro", "train", "gemm"], required=True)
+    ap.add_argument("--shapes", default="1024,1024,1024,0,0")
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    res = micro() if a.part == "micro" else train(a.steps, a.warmup)
+    if a.part == "gemm":
+        res = {"gemm": gemm(a.shapes, a.reps)}
+    else:
+        res = micro() if a.part == "micro" else train(a.steps, a.warmup)
     res["torch"] = torch.__version__
     res["threads"] = torch.get_num_threads()
     print(json.dumps(res))

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "gemm.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -30,8 +31,24 @@ const char* isaName() {
 
 void blasThreads(int n) { openblas_set_num_threads(n); }
 
-// GEMM on our own pool: BLAS runs single-threaded in each worker (its own threads would spin and fight
-// ours for the cores), the output split into row or column panels.
+// GEMM. Default: OpenBLAS on our own pool, one output panel per thread (rows, or columns when N > M; multiples of
+// 16), each a single-threaded cblas_sgemm: measured against PyTorch (OpenBLAS's own threads) this is 1.0-1.1x where
+// 2*T smaller panels were 0.90-0.98x (each panel re-packs the shared operand) and OpenBLAS's own threading (which
+// spin-waits against our pool) is PyTorch's number by construction. OMNITRAIN_GEMM=packed (or setGemmImpl(1))
+// selects our BLIS-style packed SIMD GEMM (gemm.cc) instead: correct for every form, faster on some shapes with
+// K <= 512, slower on large K (see bench/results/cpu-gemm-*.md).
+static std::atomic<int> gGemmImpl{-1};
+int gemmImpl() {
+  int v = gGemmImpl.load();
+  if (v < 0) {
+    const char* e = std::getenv("OMNITRAIN_GEMM");
+    v = e && std::strcmp(e, "packed") == 0 ? 1 : 0;
+    gGemmImpl.store(v);
+  }
+  return v;
+}
+void setGemmImpl(int impl) { gGemmImpl.store(impl == 1 ? 1 : 0); }
+
 static void gemm1(const float* A, const float* B, float* C, int M, int N, int K, bool transA, bool transB, float beta,
                   int lda, int ldb, int ldc) {
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
@@ -42,8 +59,11 @@ void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool tr
   if (M == 0 || N == 0) return;
   if (K == 0) {
     if (beta == 0) std::memset(C, 0, sizeof(float) * (size_t)M * N);
+    else if (beta != 1)
+      for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= beta;
     return;
   }
+  if (gemmImpl() == 1 && M >= 4 && N >= 4 && packedGemm(A, B, C, M, N, K, transA, transB, beta)) return;
   int lda = transA ? M : K, ldb = transB ? K : N;
   int T = numThreads();
   double flops = 2.0 * M * N * K;
@@ -51,10 +71,16 @@ void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool tr
     gemm1(A, B, C, M, N, K, transA, transB, beta, lda, ldb, N);
     return;
   }
-  // Split the larger output dimension into 2*T panels (multiples of 16) for balance.
+  // One panel per thread along the larger output dimension (multiples of 16); OMNITRAIN_GEMM_PANELS=k gives k per
+  // thread (dynamically scheduled: more robust when other processes take cores, but each panel re-packs B).
+  static const int perThread = [] {
+    const char* e = std::getenv("OMNITRAIN_GEMM_PANELS");
+    int k = e ? std::atoi(e) : 1;
+    return k >= 1 && k <= 16 ? k : 1;
+  }();
   bool byRows = M >= N;
   int dim = byRows ? M : N;
-  long parts = std::min<long>(2L * T, std::max(1, dim / 16));
+  long parts = std::min<long>((long)T * perThread, std::max(1, dim / 16));
   int step = ((dim + parts - 1) / parts + 15) / 16 * 16;
   parts = (dim + step - 1) / step;
   parallelFor(parts, [&](long p, int) {

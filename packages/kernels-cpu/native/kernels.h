@@ -5,6 +5,9 @@
 namespace ot {
 const char* isaName();
 void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool transA, bool transB, float beta);
+// GEMM implementation: 0 = OpenBLAS panels on our pool (default), 1 = our packed SIMD GEMM (gemm.cc).
+int gemmImpl();
+void setGemmImpl(int impl);
 void rmsNormFwd(const float* x, const float* w, float* y, float* rstd, long rows, int d, float eps);
 void rmsNormBwd(const float* gy, const float* x, const float* w, const float* rstd, float* gx, float* gw, long rows, int d);
 void layerNormFwd(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, long rows, int d,

@@ -1,7 +1,17 @@
 // Registration of the native float32 kernels over core's reference kernels. Each kernel handles the
 // dtype/shape/attribute combinations it supports natively and otherwise calls the next kernel
 // registered for the op (core's reference), so nothing fails that worked before.
-import { batchOffsets, broadcastShapes, type Kernel, numelOf, type Registry, Tensor } from '@omnitrain/core';
+import {
+  batchOffsets,
+  bfloat16BitsToFloat,
+  broadcastShapes,
+  type DType,
+  floatToBFloat16Bits,
+  type Kernel,
+  numelOf,
+  type Registry,
+  Tensor,
+} from '@omnitrain/core';
 import { type NativeAddon, native } from './native.js';
 
 /** `source` of every kernel this package registers. */
@@ -185,16 +195,6 @@ const rope =
     );
     return y;
   };
-
-const addKernel: NativeKernel = (n, inputs, attrs) => {
-  const [a, b] = inputs;
-  if (inputs.length !== 2 || !f32(a) || !f32(b) || attrs.reverse || (attrs.dtype && attrs.dtype !== 'float32'))
-    return null;
-  if (a.ndim !== b.ndim || a.shape.some((s, i) => s !== b.shape[i])) return null;
-  const y = empty(a.shape);
-  n.add(raw(a), raw(b), raw(y), a.numel);
-  return y;
-};
 
 const addInplace: NativeKernel = (n, [dst, src], { alpha = 1 }) => {
   if (!f32(dst) || !f32(src)) return null;
@@ -499,7 +499,237 @@ const cast: NativeKernel = (n, [x], { dtype }) => {
     n.castFromBf16(x.raw() as Uint16Array, raw(y), x.numel);
     return y;
   }
+  if (x.dtype === 'float32' && dtype === 'float16') {
+    const y = Tensor.empty(x.shape, 'float16', 'cpu');
+    n.castToF16(raw(x), y.raw() as Uint16Array, x.numel);
+    return y;
+  }
+  if (x.dtype === 'float16' && dtype === 'float32') {
+    const y = empty(x.shape);
+    n.castFromF16(x.raw() as Uint16Array, raw(y), x.numel);
+    return y;
+  }
+  if (x.dtype === 'float64' && dtype === 'float32') {
+    const y = empty(x.shape);
+    n.castF64ToF32(x.raw() as Float64Array, raw(y), x.numel);
+    return y;
+  }
+  if (x.dtype === 'float32' && dtype === 'float64') {
+    const y = Tensor.empty(x.shape, 'float64', 'cpu');
+    n.castF32ToF64(raw(x), y.raw() as Float64Array, x.numel);
+    return y;
+  }
   return null;
+};
+
+// ---- Elementwise, reductions, casts (float32 natively; bfloat16 widened to float32 at the edges, rounded once
+// at the output, exactly as the reference computes: float32 values, float32 result, one rounding to bfloat16).
+
+/** Element types the generic kernels handle: float32 directly, bfloat16 through float32. */
+const floatLike = (t: Tensor | undefined): t is Tensor =>
+  t !== undefined && (t.dtype === 'float32' || t.dtype === 'bfloat16');
+
+/** float32 values of a float32 (zero-copy) or bfloat16 (converted copy) tensor. */
+function valuesF32(n: NativeAddon, t: Tensor): F32 {
+  return t.dtype === 'float32' ? raw(t) : bf16Values(n, t);
+}
+
+/** A tensor of `dtype` from float32 results (`v` becomes the storage for float32, is rounded for bfloat16). */
+function fromF32(n: NativeAddon, shape: readonly number[], dtype: DType, fill: (out: F32) => void): Tensor {
+  const y = Tensor.empty(shape, dtype, 'cpu');
+  if (dtype === 'float32') {
+    fill(raw(y));
+    return y;
+  }
+  const tmp = new Float32Array(y.numel);
+  fill(tmp);
+  n.castToBf16(tmp, y.raw() as Uint16Array, y.numel);
+  return y;
+}
+
+/** A number rounded to the value set of `dtype`, as the reference rounds scalars and clamp bounds. */
+function roundTo(v: number, dtype: DType): number {
+  return dtype === 'float32' ? Math.fround(v) : bfloat16BitsToFloat(floatToBFloat16Bits(v));
+}
+
+/** Op codes shared with native/ops.h. */
+const BINARY_OPS: Readonly<Record<string, number>> = {
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  maximum: 4,
+  minimum: 5,
+  eq: 6,
+  ne: 7,
+  lt: 8,
+  le: 9,
+  gt: 10,
+  ge: 11,
+};
+
+/**
+ * How an operand of `shape` reads in a broadcast to `out`: `n` (full), the length of a trailing row (its shape,
+ * without leading 1s, is the end of `out`) or 1 (a scalar); null for other broadcasts (the reference does those).
+ */
+function operandLength(shape: readonly number[], out: readonly number[], n: number): number | null {
+  const len = numelOf(shape);
+  if (len === n || len === 1) return len;
+  let k = 0;
+  while (k < shape.length && shape[k] === 1) k++;
+  const core = shape.slice(k);
+  const tail = out.slice(out.length - core.length);
+  return core.length <= out.length && core.every((s, i) => s === tail[i]) ? len : null;
+}
+
+const binary =
+  (op: string): NativeKernel =>
+  (n, inputs, attrs) => {
+    const code = BINARY_OPS[op]!;
+    let a: Tensor | number | undefined = inputs[0];
+    let b: Tensor | number | undefined = inputs.length > 1 ? inputs[1] : attrs.scalar;
+    if (!floatLike(a) || b === undefined) return null;
+    const dt = a.dtype;
+    if ((attrs.dtype && attrs.dtype !== dt) || (typeof b !== 'number' && b.dtype !== dt)) return null;
+    if (attrs.reverse) [a, b] = [b, a];
+    const shapeOf = (x: Tensor | number) => (typeof x === 'number' ? [] : x.shape);
+    const out = broadcastShapes(shapeOf(a), shapeOf(b), op);
+    const total = numelOf(out);
+    if (total === 0) return null;
+    const aLen = operandLength(shapeOf(a), out, total);
+    const bLen = operandLength(shapeOf(b), out, total);
+    if (aLen === null || bLen === null) return null;
+    const inner = aLen !== total && aLen !== 1 ? aLen : bLen !== total && bLen !== 1 ? bLen : total;
+    if ((aLen !== total && aLen !== 1 && aLen !== inner) || (bLen !== total && bLen !== 1 && bLen !== inner))
+      return null;
+    const vals = (x: Tensor | number) =>
+      typeof x === 'number' ? Float32Array.of(roundTo(x, dt)) : valuesF32(n, x as Tensor);
+    const av = vals(a);
+    const bv = vals(b);
+    if (code >= BINARY_OPS.eq!) {
+      const y = Tensor.empty(out, 'bool', 'cpu');
+      n.binary(code, av, aLen, bv, bLen, y.raw() as Uint8Array, total, inner);
+      return y;
+    }
+    return fromF32(n, out, dt, (y) => n.binary(code, av, aLen, bv, bLen, y, total, inner));
+  };
+
+const UNARY_OPS: Readonly<Record<string, number>> = {
+  neg: 0,
+  abs: 1,
+  square: 2,
+  relu: 3,
+  exp: 4,
+  log: 5,
+  sqrt: 6,
+  rsqrt: 7,
+  tanh: 8,
+  sigmoid: 9,
+  silu: 10,
+  gelu: 11, // 12: approximate 'tanh'
+  pow: 13,
+  clamp: 14,
+};
+
+const unary =
+  (op: string): NativeKernel =>
+  (n, [x], attrs) => {
+    if (!floatLike(x) || (attrs.dtype && attrs.dtype !== x.dtype) || x.numel === 0) return null;
+    let code = UNARY_OPS[op]!;
+    let p = 0;
+    let q = 0;
+    if (op === 'gelu') {
+      const approx = attrs.approximate ?? 'none';
+      if (approx !== 'none' && approx !== 'tanh') return null; // the reference reports it
+      if (approx === 'tanh') code = 12;
+    } else if (op === 'pow') {
+      if (typeof attrs.exponent !== 'number') return null;
+      p = attrs.exponent;
+    } else if (op === 'clamp') {
+      p = attrs.min === undefined || attrs.min === null ? -Infinity : roundTo(attrs.min, x.dtype);
+      q = attrs.max === undefined || attrs.max === null ? Infinity : roundTo(attrs.max, x.dtype);
+      if (Number.isNaN(p) || Number.isNaN(q)) return null;
+    }
+    const xv = valuesF32(n, x);
+    return fromF32(n, x.shape, x.dtype, (y) => n.unary(code, xv, y, x.numel, p, q));
+  };
+
+const BACKWARD_OPS: Readonly<Record<string, number>> = {
+  tanhBackward: 0,
+  sigmoidBackward: 1,
+  siluBackward: 2,
+  geluBackward: 3, // 4: approximate 'tanh'
+};
+
+const unaryBackward =
+  (op: string): NativeKernel =>
+  (n, [g, t], attrs) => {
+    if (!floatLike(g) || !floatLike(t) || g.dtype !== t.dtype || (attrs.dtype && attrs.dtype !== t.dtype)) return null;
+    if (g.numel !== t.numel || t.numel === 0) return null;
+    let code = BACKWARD_OPS[op]!;
+    if (op === 'geluBackward') {
+      const approx = attrs.approximate ?? 'none';
+      if (approx !== 'none' && approx !== 'tanh') return null;
+      if (approx === 'tanh') code = 4;
+    }
+    const gv = valuesF32(n, g);
+    const tv = valuesF32(n, t);
+    return fromF32(n, t.shape, t.dtype, (y) => n.unaryBackward(code, gv, tv, y, t.numel));
+  };
+
+/** [outer, red, inner] of a reduction over `dims` when they are one contiguous run (else null). */
+function contiguousRun(shape: readonly number[], dims: readonly number[] | undefined): [number, number, number] | null {
+  const nd = shape.length;
+  const list = dims ?? shape.map((_, i) => i);
+  if (list.some((d) => !Number.isInteger(d) || d < 0 || d >= Math.max(nd, 1))) return null;
+  const set = [...new Set(list)].sort((x, y) => x - y);
+  if (nd === 0) return [1, 1, 1];
+  if (set.length === 0) return null;
+  const lo = set[0]!;
+  const hi = set[set.length - 1]!;
+  if (hi - lo + 1 !== set.length) return null;
+  return [numelOf(shape.slice(0, lo)), numelOf(shape.slice(lo, hi + 1)), numelOf(shape.slice(hi + 1))];
+}
+
+const REDUCE_OPS: Readonly<Record<string, number>> = { sum: 0, mean: 1, max: 2, min: 3 };
+
+const reduce =
+  (op: string): NativeKernel =>
+  (n, [x], { dims, keepdim = false, dtype }) => {
+    if (!floatLike(x) || (dtype && dtype !== x.dtype)) return null;
+    const run = contiguousRun(x.shape, dims);
+    if (!run || run[1] === 0 || run[0] * run[2] === 0) return null;
+    const set = new Set<number>(dims ?? x.shape.map((_: number, i: number) => i));
+    const shape = keepdim ? x.shape.map((s, i) => (set.has(i) ? 1 : s)) : x.shape.filter((_, i) => !set.has(i));
+    const [outer, red, inner] = run;
+    const code = REDUCE_OPS[op]!;
+    const xv = valuesF32(n, x);
+    if (op === 'max' || op === 'min') {
+      const idx = Tensor.empty(shape, 'int32', 'cpu');
+      const v = fromF32(n, shape, x.dtype, (y) => n.reduce(code, xv, y, ints(idx), outer, red, inner));
+      return [v, idx];
+    }
+    return fromF32(n, shape, x.dtype, (y) => n.reduce(code, xv, y, null, outer, red, inner));
+  };
+
+/** sumTo when the summed dimensions are one contiguous run (e.g. a bias gradient [B, S, H] -> [H]). */
+const sumTo: NativeKernel = (n, [x], { shape }) => {
+  if (!floatLike(x) || !Array.isArray(shape) || shape.length > x.ndim) return null;
+  const xs = x.shape;
+  const lead = xs.length - shape.length;
+  const dims: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    if (i < lead) dims.push(i);
+    else if (shape[i - lead] !== xs[i]) {
+      if (shape[i - lead] !== 1) return null; // not a broadcast of `shape`: the reference reports it
+      dims.push(i);
+    }
+  }
+  if (dims.length === 0) return null;
+  const run = contiguousRun(xs, dims);
+  if (!run || run[0] * run[1] * run[2] === 0) return null;
+  const xv = valuesF32(n, x);
+  return fromF32(n, shape, x.dtype, (y) => n.reduce(0, xv, y, null, run[0], run[1], run[2]));
 };
 
 /** Every native kernel by op name (same names, inputs, attrs and outputs as core's reference kernels). */
@@ -513,7 +743,6 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   swigluBackward,
   rope: rope(1),
   ropeBackward: rope(-1),
-  add: addKernel,
   add_: addInplace,
   mul_: mulInplace,
   adamwStep,
@@ -530,6 +759,11 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   softmax: softmax(false),
   logSoftmax: softmax(true),
   cast,
+  ...Object.fromEntries(Object.keys(BINARY_OPS).map((op) => [op, binary(op)])),
+  ...Object.fromEntries(Object.keys(UNARY_OPS).map((op) => [op, unary(op)])),
+  ...Object.fromEntries(Object.keys(BACKWARD_OPS).map((op) => [op, unaryBackward(op)])),
+  ...Object.fromEntries(Object.keys(REDUCE_OPS).map((op) => [op, reduce(op)])),
+  sumTo,
 };
 
 /** Register every native kernel on `cpu` at {@link KERNEL_PRIORITY}; each falls back to the next kernel. */

@@ -10,8 +10,10 @@ type I32 = Int32Array;
 
 /** The functions exported by `omnitrain_kernels_cpu.node` (all float32, in place into given outputs). */
 export interface NativeAddon {
-  info(): { isa: string; threads: number; blas: string };
+  info(): { isa: string; threads: number; blas: string; gemm: string };
   setThreads(n: number): void;
+  /** GEMM implementation: 0 = OpenBLAS panels on the pool (default), 1 = the packed SIMD GEMM (OMNITRAIN_GEMM=packed). */
+  setGemmImpl(impl: 0 | 1): void;
   gemm(
     a: F32,
     b: F32,
@@ -23,6 +25,7 @@ export interface NativeAddon {
     tb: boolean,
     offA: Float64Array,
     offB: Float64Array,
+    beta?: number,
   ): void;
   rmsNormFwd(x: F32, w: F32, y: F32, rstd: F32, rows: number, d: number, eps: number): void;
   rmsNormBwd(gy: F32, x: F32, w: F32, rstd: F32, gx: F32, gw: F32, rows: number, d: number): void;
@@ -102,6 +105,16 @@ export interface NativeAddon {
   castToBf16(x: F32, y: Uint16Array, n: number): void;
   castFromBf16(x: Uint16Array, y: F32, n: number): void;
   fmaPeak(threads: number, seconds: number): number;
+  /** y[n] = a op b (op codes in kernels.ts); aLen/bLen: n, `inner` (one row repeated) or 1 (scalar). */
+  binary(op: number, a: F32, aLen: number, b: F32, bLen: number, y: F32 | Uint8Array, n: number, inner: number): void;
+  unary(op: number, x: F32, y: F32, n: number, p: number, q: number): void;
+  unaryBackward(op: number, g: F32, t: F32, y: F32, n: number): void;
+  /** x as [outer, red, inner] -> [outer, inner]; idx (max/min) may be null for sum/mean. */
+  reduce(op: number, x: F32, out: F32, idx: I32 | null, outer: number, red: number, inner: number): void;
+  castToF16(x: F32, y: Uint16Array, n: number): void;
+  castFromF16(x: Uint16Array, y: F32, n: number): void;
+  castF64ToF32(x: Float64Array, y: F32, n: number): void;
+  castF32ToF64(x: F32, y: Float64Array, n: number): void;
   attentionFwd(
     q: F32,
     k: F32,
@@ -175,7 +188,7 @@ export function nativeStatus(): { available: boolean; message: string; isa?: str
   const i = n.info();
   return {
     available: true,
-    message: `native cpu kernels: ${i.isa}, ${i.threads} threads, ${i.blas}`,
+    message: `native cpu kernels: ${i.isa}, ${i.threads} threads, gemm ${i.gemm}, ${i.blas}`,
     isa: i.isa,
     threads: i.threads,
   };
