@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint, METADATA_FILE } from '@omnitrain/checkpoint';
-import { Tensor } from '@omnitrain/core';
 import { ByteTokenizer, type TextTokenizer } from '@omnitrain/data';
 import { type CausalLM, createModel, fromPretrained, generate } from '@omnitrain/models';
 import { loadTokenizer } from './train-data.js';
@@ -38,16 +37,8 @@ export function loadForGeneration(dir: string): { modelDir: string; model: Causa
   const meta = readTrainMeta(modelDir);
   const model = createModel(meta.model_config);
   try {
-    const targets = model.stateDict();
-    const res = loadCheckpoint(modelDir, { model: targets }, { stateOf: 0 });
-    // The optimizer's moments came along (the state references them): free them.
-    const mine = new Set(Object.values(targets));
-    const free = (v: unknown): void => {
-      if (v instanceof Tensor) {
-        if (!mine.has(v)) v.dispose();
-      } else if (v && typeof v === 'object') for (const x of Object.values(v)) free(x);
-    };
-    free(res.state);
+    // Only the model's tensors: the optimizer's moments are neither read nor materialized.
+    loadCheckpoint(modelDir, { model: model.stateDict() }, { stateOf: 0, filter: (n) => n.startsWith('model.') });
   } catch (e) {
     model.dispose();
     throw e;

@@ -2,19 +2,36 @@
 // optimizer as each rank's FSDP rows (no gathering; loadable at any world size), the LR
 // schedule, the data lanes' iterator states, the RNG and the step.
 
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   dim0Shard,
   findLatestCheckpoint,
   loadCheckpoint,
+  openSafetensorsDir,
+  type ParallelTensor,
   readMetadata,
+  readSafetensorsDirParallel,
   type SaveHandle,
   saveCheckpoint,
+  writeSafetensorsDirParallel,
 } from '@omnitrain/checkpoint';
-import { defaultGenerator, type GeneratorState, type nn, type optim, type ProcessGroup, Tensor } from '@omnitrain/core';
+import {
+  defaultGenerator,
+  type GeneratorState,
+  keep,
+  type nn,
+  noGrad,
+  type optim,
+  type ProcessGroup,
+  Tensor,
+} from '@omnitrain/core';
+import { architectureFor, type CausalLM, toHfConfig } from '@omnitrain/models';
 import {
   disposeShardedStateDict,
   isRowShard,
   loadShardedOptimStateDict,
+  type RowShard,
   type ShardedOptimStateDict,
   shardedOptimStateDict,
   shardedStateDict,
@@ -146,5 +163,98 @@ export async function loadTrainState(dir: string, parts: TrainStateParts): Promi
   } finally {
     disposeShardedStateDict(model);
     disposeShardedStateDict(optimState);
+  }
+}
+
+/**
+ * This rank's part of the model under Hugging Face names: FSDP row shards (views of the shards),
+ * whole tensors for parameters FSDP does not manage, and for stacked experts one view per expert
+ * row this rank holds. `views` are the handles made here (dispose them; the shards are unaffected).
+ */
+function hfParts(model: CausalLM, allReplicas: boolean): { tensors: Map<string, ParallelTensor>; views: Tensor[] } {
+  const sd: Record<string, RowShard | Tensor> = shardedStateDict(model, { allReplicas });
+  const tensors = new Map<string, ParallelTensor>();
+  const views: Tensor[] = [];
+  for (const v of Object.values(sd)) if (isRowShard(v)) views.push(v.local);
+  noGrad(() => {
+    for (const m of model.parallelPlan().hf) {
+      const v = sd[m.name];
+      if (v === undefined) continue; // no row of it on this rank (or an HSDP replica other than 0)
+      if (!m.stacked) tensors.set(m.hfNames[0]!, v);
+      else {
+        const local = isRowShard(v) ? v.local : v;
+        const first = isRowShard(v) ? v.rowStart : 0;
+        const inner = local.shape.slice(1);
+        for (let i = 0; i < local.shape[0]!; i++) {
+          const t = keep(local.slice0(i, i + 1).reshape(inner));
+          views.push(t);
+          tensors.set(m.hfNames[first + i]!, t);
+        }
+      }
+    }
+  });
+  return { tensors, views };
+}
+
+/**
+ * Write the model as a Hugging Face folder `dir` (config.json + safetensors, byte for byte what
+ * one process's `saveToPretrained` writes) with every rank writing only its own FSDP rows
+ * (`writeSafetensorsDirParallel`: no gather). Every rank calls it.
+ */
+export function exportHfParallel(model: CausalLM, dir: string, group: ProcessGroup | null): void {
+  const { tensors, views } = hfParts(model, false);
+  try {
+    writeSafetensorsDirParallel(dir, tensors, {
+      metadata: { format: 'pt' },
+      ...(group ? { coordinator: group } : {}),
+    });
+  } finally {
+    for (const t of views) t.dispose();
+  }
+  if ((group?.rank ?? 0) === 0) {
+    const cfg = toHfConfig(model.config);
+    cfg.architectures = [architectureFor(model.config.modelType).hfClass];
+    cfg.torch_dtype = model.outputWeight.dtype;
+    const tmp = join(dir, `.config.json.tmp-${process.pid}`);
+    writeFileSync(tmp, `${JSON.stringify(cfg, null, 2)}\n`);
+    renameSync(tmp, join(dir, 'config.json'));
+  }
+  group?.barrier().wait();
+}
+
+/** Tensors Hugging Face folders may hold that are no parameter (old rotary buffers). */
+const IGNORED_HF = /(^|\.)rotary_emb\.inv_freq$/;
+
+/**
+ * Load the weights of Hugging Face folder `dir` into the (fullyShard'ed) model's shards: each rank
+ * reads only its rows' byte ranges (`readSafetensorsDirParallel`), converting the dtype if needed.
+ * Strict like `fromPretrained`: a missing tensor, a shape that differs or a tensor that is no
+ * parameter is an error naming it.
+ */
+export function loadHfParallel(model: CausalLM, dir: string): { bytesRead: number } {
+  const plan = model.parallelPlan();
+  const known = new Set(plan.hf.flatMap((m) => m.hfNames));
+  const src = openSafetensorsDir(dir);
+  try {
+    const extra = src
+      .keys()
+      .filter(
+        (k) => !known.has(k) && !IGNORED_HF.test(k) && !(model.config.tieWordEmbeddings && k === 'lm_head.weight'),
+      );
+    const missing = [...known].filter((k) => !src.has(k));
+    if (extra.length || missing.length) {
+      throw new Error(
+        `model.pretrained ${dir}: ${missing.length ? `missing tensor(s) ${missing.slice(0, 8).join(', ')}` : ''}` +
+          `${missing.length && extra.length ? '; ' : ''}${extra.length ? `unexpected tensor(s) ${extra.slice(0, 8).join(', ')}` : ''}`,
+      );
+    }
+  } finally {
+    src.close();
+  }
+  const { tensors, views } = hfParts(model, true);
+  try {
+    return { bytesRead: readSafetensorsDirParallel(dir, tensors).bytesRead };
+  } finally {
+    for (const t of views) t.dispose();
   }
 }

@@ -1,7 +1,7 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { METADATA_FILE, type SaveHandle } from '@omnitrain/checkpoint';
+import { METADATA_FILE, releaseSaveBuffer, reserveSaveBuffer, type SaveHandle } from '@omnitrain/checkpoint';
 import {
   defaultRegistry,
   destroyProcessGroup,
@@ -18,11 +18,18 @@ import {
   tensor,
   tidy,
 } from '@omnitrain/core';
-import { type CausalLM, createModel, fromPretrained, saveToPretrained } from '@omnitrain/models';
+import { type CausalLM, createModel, fromPretrained } from '@omnitrain/models';
 import type { TrainConfig } from './config.js';
 import { flopsPerToken, ProgressReporter } from './progress.js';
 import { loadTokenizer, TrainData } from './train-data.js';
-import { latestTrainState, loadTrainState, saveTrainState, type TrainMeta } from './train-state.js';
+import {
+  exportHfParallel,
+  latestTrainState,
+  loadHfParallel,
+  loadTrainState,
+  saveTrainState,
+  type TrainMeta,
+} from './train-state.js';
 
 /** Where the trainer writes its log lines. */
 export interface TrainIO {
@@ -218,7 +225,14 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       );
     }
     manualSeed(cfg.train.seed);
-    const model: CausalLM = cfg.model.pretrained ? fromPretrained(cfg.model.pretrained) : createModel(modelCfg);
+    // From a Hugging Face folder: one rank reads it whole; several ranks build the model on 'meta',
+    // shard it, then each reads only its rows of the safetensors (no rank holds the full model).
+    const hfSharded = !!cfg.model.pretrained && !!world && !!fsdp;
+    const model: CausalLM = cfg.model.pretrained
+      ? hfSharded
+        ? createModel(modelCfg, { device: 'meta' })
+        : fromPretrained(cfg.model.pretrained)
+      : createModel(modelCfg);
     if (!cfg.model.pretrained) {
       noGrad(() => {
         // createModel initialises embeddings N(0, 1): with tied weights that gives huge logits.
@@ -288,6 +302,12 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
         fsdp.fullyShard(block, { mesh, trace: onFsdp });
       }
       fsdp.fullyShard(model, { mesh, trace: onFsdp });
+      if (hfSharded) {
+        const { bytesRead } = loadHfParallel(model, cfg.model.pretrained!);
+        log(
+          `model: loaded this rank's rows of ${cfg.model.pretrained} (${(bytesRead / 1e6).toFixed(1)} MB on rank ${rank})`,
+        );
+      }
       log(
         `parallel: fsdp over ${cfg.parallel.backend}, world ${worldSize}, mesh dp_replicate ${mesh.sizes.dp_replicate} × dp_shard ${mesh.sizes.dp_shard}`,
       );
@@ -321,6 +341,12 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       minLrRatio: cfg.train.min_lr_ratio,
     });
     const parts = { model, opt, schedule, data };
+    if (cfg.checkpoint.async) {
+      // Map the host buffer of async saves now (pages touched in a background thread), so that even
+      // the first save only copies: this rank's parameters plus AdamW's two moments, 64 B apart.
+      const params = model.parameters();
+      reserveSaveBuffer(params.reduce((a, p) => a + 3 * (p.byteLength + 64), 0));
+    }
     const meta: TrainMeta = {
       world_size: worldSize,
       model_config: modelCfg,
@@ -338,6 +364,8 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
     const latest = cfg.checkpoint.resume === 'auto' ? latestTrainState(ckptRoot) : null;
     if (latest) {
       const loaded = await loadTrainState(latest.dir, parts);
+      // The load staged its bytes in the host buffer shared with async saves: keep it only for those.
+      if (!cfg.checkpoint.async) releaseSaveBuffer();
       startStep = loaded.step;
       resumedFrom = latest.dir;
       log(
@@ -364,19 +392,9 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       return pendingSave.dir;
     };
     const exportHf = () => {
+      // Every rank writes its own rows of the safetensors (no gather to rank 0).
       const dir = join(runDir, 'hf');
-      const full = fsdp ? fsdp.fullStateDict(model) : null;
-      if (rank === 0) {
-        rmSync(dir, { recursive: true, force: true });
-        if (full) {
-          const copy = createModel(modelCfg);
-          copy.loadStateDict(full);
-          saveToPretrained(copy, dir);
-          copy.dispose();
-        } else saveToPretrained(model, dir);
-      }
-      if (full) for (const t of new Set(Object.values(full))) t.dispose();
-      world?.barrier().wait();
+      exportHfParallel(model, dir, world);
       return dir;
     };
 

@@ -5,6 +5,8 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { saveToPretrained } from '@omnitrain/models';
+import { loadForGeneration } from '@omnitrain/train';
 import { describe, expect, it } from 'vitest';
 
 const bin = fileURLToPath(new URL('../bin/omnitrain.js', import.meta.url));
@@ -189,6 +191,58 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
     ]);
     expect(fromHf.code).toBe(0);
     expect(fromHf.out.split('\n').slice(1)).toEqual(gen.out.split('\n').slice(1)); // the export holds the same weights
+  }, 90_000);
+
+  it("exports Hugging Face weights from each rank's rows (bitwise a 1-process saveToPretrained); 2 ranks start from the folder like 1", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omnitrain-hf-'));
+    const cfg = join(dir, 'tiny.yaml');
+    writeFileSync(cfg, CONFIG);
+    const run = join(dir, 'run');
+    const r = omnitrain([
+      'train',
+      cfg,
+      '--nproc-per-node',
+      '2',
+      '--run.dir',
+      run,
+      '--train.steps',
+      '3',
+      '--checkpoint.export_hf',
+      'true',
+      '--checkpoint.async',
+      'true',
+    ]);
+    expect(r.err + r.out).toContain('fsdp over gloo, world 2');
+    expect(r.code).toBe(0);
+    // Reference: the final checkpoint loaded into this one process, written by saveToPretrained.
+    const { model } = loadForGeneration(join(run, 'checkpoints', 'step-3'));
+    const ref = join(dir, 'ref');
+    try {
+      saveToPretrained(model, ref);
+    } finally {
+      model.dispose();
+    }
+    const hf = join(run, 'hf');
+    expect(readdirSync(hf).sort()).toEqual(readdirSync(ref).sort());
+    for (const f of readdirSync(ref))
+      expect(readFileSync(join(hf, f)).equals(readFileSync(join(ref, f))), f).toBe(true);
+
+    // Start from the exported folder: 2 ranks (each reads its rows) and 1 rank give the same first loss.
+    const from = (n: number) => {
+      const out = join(dir, `from-hf-${n}`);
+      const args = ['train', cfg, '--run.dir', out, '--model.pretrained', hf, '--train.steps', '1'];
+      // The 1-rank run also exports (no FSDP: the same writer, one process).
+      const res = omnitrain(
+        n > 1 ? [...args, '--nproc-per-node', String(n)] : [...args, '--checkpoint.export_hf', 'true'],
+      );
+      expect(res.code, res.err).toBe(0);
+      return { out: res.out, loss: metrics(out)[0]!.loss };
+    };
+    const two = from(2);
+    const one = from(1);
+    expect(two.out).toContain("loaded this rank's rows of");
+    expect(Math.abs(two.loss - one.loss) / one.loss).toBeLessThan(1e-6);
+    expect(readdirSync(join(dir, 'from-hf-1', 'hf')).sort()).toEqual(['config.json', 'model.safetensors']);
   }, 90_000);
 
   it('a NaN loss stops the run naming the step and the last good checkpoint; skip mode skips it', () => {

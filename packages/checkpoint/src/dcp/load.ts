@@ -4,6 +4,7 @@ import { type DType, empty, isInitialized, type Tensor, worldGroup } from '@omni
 import { nodeFileOpener, type RandomAccessFile } from '../file-io.js';
 import { checksumFunction } from './crc32c.js';
 import type { ChunkRecord, DcpMetadata, TensorRecord } from './job.js';
+import { hostBuffer, waitForPendingSave } from './save.js';
 import {
   copyRegion,
   elementSpan,
@@ -79,11 +80,17 @@ export interface LoadCheckpointOptions {
   /** Tensors of the checkpoint that `targets` lacks are an error (default false: they are materialized if referenced). */
   strict?: boolean;
   /**
-   * Read straight into the (CPU) targets instead of into staging buffers first (default false).
-   * Faster (no staging allocation, no second copy), but a corrupt or missing block found midway
-   * leaves the targets partly overwritten (the error says so); the default changes nothing on error.
+   * Read straight into the (CPU) targets instead of into the staging buffer first (default false).
+   * Saves one memcpy, but a corrupt or missing block found midway leaves the targets partly
+   * overwritten (the error says so); the default changes nothing on error.
    */
   inPlace?: boolean;
+  /**
+   * Load only the checkpoint tensors whose name passes (e.g. `(n) => n.startsWith('model.')` to
+   * skip the optimizer's moments): targets and state references failing it are neither read nor
+   * materialized, and such references resolve to `null` in the returned state.
+   */
+  filter?: (name: string) => boolean;
 }
 
 /** What {@link loadCheckpoint} returns. */
@@ -102,7 +109,25 @@ interface Want {
   local: Tensor;
   region: Region;
   rec: TensorRecord;
+  /** Where the bytes are read to: the target itself (in place) or its slot of the staging buffer. */
   staging: Uint8Array;
+  /** True when `staging` is a slot of the staging buffer, copied into the target once all is verified. */
+  staged: boolean;
+}
+
+const ALIGN = 64;
+/** Bytes read per positional read; each piece is checksummed right after it is read, while it is in cache. */
+const SEGMENT_BYTES = 4 << 20;
+
+let scratchPool: Uint8Array | null = null;
+
+/** A scratch buffer reused by the chunks of one load that must be rearranged (resharding). */
+function scratch(bytes: number): Uint8Array {
+  if (!scratchPool || scratchPool.length < bytes) {
+    scratchPool = null;
+    scratchPool = new Uint8Array(Math.max(bytes, 1));
+  }
+  return scratchPool.subarray(0, bytes);
 }
 
 /**
@@ -110,7 +135,11 @@ interface Want {
  * tensor leaves give this rank's layout: full tensors or {@link shardedTensor} blocks — any
  * world size or sharding). Each target reads only the checksum blocks of the chunks it overlaps;
  * every block read is verified. Everything is read and checked before any target is written:
- * on error nothing was changed (unless `opts.inPlace`).
+ * on error nothing was changed (unless `opts.inPlace`). The bytes are staged in one host buffer
+ * kept for later loads and async saves (shared with {@link reserveSaveBuffer}; free it with
+ * {@link releaseSaveBuffer}): after the first use, staging costs no allocation or page faults,
+ * and committing is one memcpy per target. Tensors materialized for state references are read
+ * in place (they are new, and freed on error).
  */
 export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckpointOptions = {}): LoadResult {
   const meta = readMetadata(dir);
@@ -143,20 +172,20 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
       offsets: isTensor(leaf) ? leaf.shape.map(() => 0) : leaf.offsets,
       lengths: local.shape,
     };
-    const staging =
-      opts.inPlace && local.device === 'cpu'
-        ? tensorBytes(local, `${where}: target '${name}'`)
-        : new Uint8Array(local.numel * rec.itemSize);
-    wants.set(name, { name, leaf, local, region, rec, staging });
+    const direct = (opts.inPlace || !targetLeaves.has(name)) && local.device === 'cpu';
+    const staging = direct ? tensorBytes(local, `${where}: target '${name}'`) : new Uint8Array(0);
+    wants.set(name, { name, leaf, local, region, rec, staging, staged: !direct });
   };
-  for (const [name, leaf] of targetLeaves) add(name, leaf);
+  const pass = opts.filter ?? (() => true);
+  for (const [name, leaf] of targetLeaves) if (pass(name)) add(name, leaf);
   if (opts.strict) {
     for (const name of Object.keys(meta.tensors)) {
-      if (!wants.has(name)) throw new Error(`${where}: tensor '${name}' of the checkpoint has no target (strict)`);
+      if (!targetLeaves.has(name) && pass(name))
+        throw new Error(`${where}: tensor '${name}' of the checkpoint has no target (strict)`);
     }
   }
   for (const name of tensorRefs(savedState)) {
-    if (wants.has(name)) continue;
+    if (wants.has(name) || !pass(name)) continue;
     const rec = meta.tensors[name];
     if (!rec) throw new Error(`${where}: state references tensor '${name}', which has no record`);
     const leaf =
@@ -167,6 +196,20 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
   const files = new Map<string, RandomAccessFile>();
   let bytesRead = 0;
   try {
+    // One staging slot per target that is not read in place, in the reused host buffer.
+    let at = 0;
+    const slots: [Want, number, number][] = [];
+    for (const w of wants.values()) {
+      if (!w.staged) continue;
+      const n = w.local.numel * w.rec.itemSize;
+      slots.push([w, at, n]);
+      at += Math.ceil(n / ALIGN) * ALIGN;
+    }
+    if (slots.length) {
+      waitForPendingSave(); // the buffer may still be read by the save worker
+      const host = hostBuffer(at);
+      for (const [w, off, n] of slots) w.staging = host.subarray(off, off + n);
+    }
     for (const w of wants.values()) readInto(dir, meta, w, files, (n) => (bytesRead += n));
   } catch (e) {
     // Materialized tensors are ours to free on failure.
@@ -175,11 +218,10 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
     throw e;
   } finally {
     for (const f of files.values()) f.close();
+    scratchPool = null; // reused across the chunks of one load only
   }
-  for (const w of wants.values()) {
-    if (!(opts.inPlace && w.local.device === 'cpu')) writeTensorBytes(w.local, w.staging);
-  }
-  const state = resolveState(savedState, (name) => wants.get(name)!.leaf);
+  for (const w of wants.values()) if (w.staged) writeTensorBytes(w.local, w.staging);
+  const state = resolveState(savedState, (name) => wants.get(name)?.leaf ?? null);
   return { step: meta.step, dir, state, bytesRead };
 }
 
@@ -214,6 +256,7 @@ function readInto(
   files: Map<string, RandomAccessFile>,
   count: (n: number) => void,
 ): void {
+  const crc = checksumFunction(meta.checksum);
   const size = w.rec.itemSize;
   let covered = 0;
   for (const c of w.rec.chunks) {
@@ -232,28 +275,36 @@ function readInto(
     const whole = regionNumel(part) === regionNumel(c);
     const [d0, d1] = elementSpan(w.region, part);
     const direct = whole && d1 - d0 === regionNumel(part);
-    const buf = direct ? w.staging.subarray(d0 * size, d1 * size) : new Uint8Array(to - from);
-    let done = 0;
-    while (done < buf.length) {
-      const n = f.read(buf.subarray(done), c.byteOffset + from + done);
-      if (!(n > 0)) {
-        throw new Error(
-          `dcp checkpoint ${dir}: tensor '${w.name}': file ${join(dir, c.file)} ends early (truncated shard)`,
-        );
+    const buf = direct ? w.staging.subarray(d0 * size, d1 * size) : scratch(to - from);
+    // Read in segments of whole blocks; each is verified right away, while it is still in cache.
+    const seg = Math.max(bb, Math.floor(SEGMENT_BYTES / bb) * bb);
+    for (let s0 = 0; s0 < buf.length; s0 += seg) {
+      const piece = buf.subarray(s0, Math.min(buf.length, s0 + seg));
+      let done = 0;
+      while (done < piece.length) {
+        const n = f.read(piece.subarray(done), c.byteOffset + from + s0 + done);
+        if (!(n > 0)) {
+          throw new Error(
+            `dcp checkpoint ${dir}: tensor '${w.name}': file ${join(dir, c.file)} ends early (truncated shard)`,
+          );
+        }
+        done += n;
       }
-      done += n;
-    }
-    count(buf.length);
-    const crc = checksumFunction(meta.checksum);
-    for (let b = b0; b < b1; b++) {
-      const lo = b * bb - from;
-      const hi = Math.min((b + 1) * bb, c.byteLength) - from;
-      if (crc(buf.subarray(lo, hi)) !== c.checksums[b]) {
-        throw new Error(
+      count(piece.length);
+      const bFirst = (from + s0) / bb;
+      const bEnd = Math.min(b1, Math.ceil((from + s0 + piece.length) / bb));
+      const fail = (k: number) => {
+        const b = bFirst + k;
+        const len = Math.min((b + 1) * bb, c.byteLength) - b * bb;
+        return new Error(
           `dcp checkpoint ${dir}: checksum mismatch in file ${join(dir, c.file)} bytes ` +
-            `[${c.byteOffset + b * bb}, ${c.byteOffset + b * bb + hi - lo}) of tensor '${w.name}' ` +
+            `[${c.byteOffset + b * bb}, ${c.byteOffset + b * bb + len}) of tensor '${w.name}' ` +
             `(chunk at [${c.offsets}] of [${w.rec.shape}]): the file is corrupt`,
         );
+      };
+      for (let b = bFirst; b < bEnd; b++) {
+        const lo = (b - bFirst) * bb;
+        if (crc(piece.subarray(lo, Math.min(piece.length, lo + bb))) !== c.checksums[b]) throw fail(b - bFirst);
       }
     }
     if (!direct) copyRegion(buf, c, from / size, w.staging, w.region, part, size);
@@ -280,6 +331,7 @@ export function verifyCheckpoint(dir: string): number {
         region: { offsets: rec.shape.map(() => 0), lengths: rec.shape },
         rec,
         staging: new Uint8Array(local.numel * rec.itemSize),
+        staged: false,
       };
       readInto(dir, meta, w, files, (n) => (bytes += n));
     }

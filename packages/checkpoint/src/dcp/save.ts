@@ -92,11 +92,12 @@ const ALIGN = 64;
 let pool: Uint8Array | null = null;
 
 /**
- * The host staging buffer of async saves (shared with the save worker), grown to at least
- * `bytes` and reused by every later async save: after the first save, taking a snapshot is one
- * memcpy of the tensors into memory that is already mapped (no allocation, no page faults).
+ * @internal The host staging buffer of async saves (shared with the save worker) and of
+ * validating loads, grown to at least `bytes` and reused by every later async save or load:
+ * after the first use, taking a snapshot (or staging a load) writes into memory that is already
+ * mapped (no allocation, no page faults). Callers wait for a pending async save first.
  */
-function hostBuffer(bytes: number): Uint8Array {
+export function hostBuffer(bytes: number): Uint8Array {
   if (!pool || pool.length < bytes) {
     pool = null; // let the old one go before mapping the new one
     pool = new Uint8Array(new SharedArrayBuffer(Math.max(bytes, 1)));
@@ -105,9 +106,9 @@ function hostBuffer(bytes: number): Uint8Array {
 }
 
 /**
- * Reserve the host staging buffer of async saves ahead of time (`bytes`: this rank's share of a
- * checkpoint, e.g. the sum of its tensors' byte lengths plus 64 per tensor), so that even the
- * first async save only copies. Its pages are touched (atomically, without changing them) in a
+ * Reserve the host staging buffer of async saves and validating loads ahead of time (`bytes`:
+ * this rank's share of a checkpoint, e.g. the sum of its tensors' byte lengths plus 64 per
+ * tensor), so that even the first async save (or load) only copies. Its pages are touched (atomically, without changing them) in a
  * background thread; this returns at once.
  */
 export function reserveSaveBuffer(bytes: number): void {
@@ -119,7 +120,10 @@ export function reserveSaveBuffer(bytes: number): void {
   w.unref();
 }
 
-/** Free the host staging buffer of async saves (the next async save allocates it again). Waits for a pending save first. */
+/**
+ * Free the host staging buffer of async saves and loads (the next async save or load allocates
+ * it again). Waits for a pending save first.
+ */
 export function releaseSaveBuffer(): void {
   waitForPendingSave();
   pool = null;
