@@ -11,6 +11,12 @@ export interface MemoryStats {
   liveBytes: number;
   /** Highest `liveBytes` since the last `resetPeak()`. */
   peakBytes: number;
+  /**
+   * Bytes a caching allocator holds for reuse: freed, not live, not counted in `liveBytes` or
+   * `peakBytes` (CPU: see `CpuBackend`; absent where the backend does not cache). Dropped by
+   * `emptyCache(device)`.
+   */
+  cachedBytes?: number;
 }
 
 /** A device backend: owns memory for one kind of device. Kernels are registered separately. */
@@ -33,6 +39,8 @@ export interface Backend {
   resetPeak(): void;
   /** Called by tensors as handles are made and disposed. */
   countTensor(delta: number): void;
+  /** Release memory a caching allocator holds for reuse (optional; see `emptyCache`). */
+  emptyCache?(): void;
 }
 
 /** Shared counter bookkeeping for backends. */

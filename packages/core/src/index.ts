@@ -11,7 +11,7 @@ export { enableGrad, isGradEnabled, noGrad, withGradMode } from './autograd/grad
 export { type BackwardFn, type Edge, type GradHook, GradNode, needsGrad, record } from './autograd/node.js';
 export type { Backend, MemoryStats } from './backend.js';
 export { MemoryCounters } from './backend.js';
-export { CpuBackend } from './backends/cpu-backend.js';
+export { CPU_CACHE_MIN_BYTES, CpuBackend, cpuAllocationSize } from './backends/cpu-backend.js';
 export { MetaBackend } from './backends/meta-backend.js';
 export { Catalog } from './catalog.js';
 export { corePlugin, createRegistry } from './core-plugin.js';
@@ -22,7 +22,7 @@ export * from './dtype.js';
 export * from './half.js';
 export type { HostArray } from './host-data.js';
 export { dispose, keep, tidy } from './memory.js';
-export { memoryStats } from './memory-stats.js';
+export { emptyCache, memoryStats, setCpuCacheLimit } from './memory-stats.js';
 export * as nn from './nn/index.js';
 export * from './ops/index.js';
 export * as optim from './optim/index.js';

@@ -33,7 +33,7 @@ export class Storage {
    * after each re-allocation: do not keep it across {@link Storage.ensureAllocated}.
    */
   get handle(): unknown {
-    if (this.releasedFor !== null) this.assertAllocated('storage.handle');
+    if (this.releasedFor !== null || this.refs <= 0) this.assertAllocated('storage.handle');
     return this.current;
   }
 
@@ -42,9 +42,9 @@ export class Storage {
     return this.refs;
   }
 
-  /** False between {@link Storage.releaseBytes} and {@link Storage.ensureAllocated}. */
+  /** False between {@link Storage.releaseBytes} and {@link Storage.ensureAllocated}, and once freed. */
   get isAllocated(): boolean {
-    return this.releasedFor === null;
+    return this.releasedFor === null && this.refs > 0;
   }
 
   /** Add a reference. */
@@ -54,10 +54,18 @@ export class Storage {
     return this;
   }
 
-  /** Drop a reference; frees the memory when it was the last (already done if its bytes were released). */
+  /**
+   * Drop a reference; frees the memory when it was the last (already done if its bytes were
+   * released). From then on this storage no longer reaches the memory (`handle` throws): a caching
+   * backend may hand it to another tensor.
+   */
   release(): void {
     if (this.refs <= 0) throw new Error('storage: released more often than retained');
-    if (--this.refs === 0 && this.releasedFor === null) this.backend.free(this);
+    if (this.refs === 1 && this.releasedFor === null) {
+      this.backend.free(this); // still one reference: the backend can read `handle`
+      this.current = null;
+    }
+    this.refs--;
   }
 
   /**
@@ -90,8 +98,14 @@ export class Storage {
     this.releasedFor = null;
   }
 
-  /** Throw `storage released: <where> ...` unless the bytes are allocated. */
+  /** Throw `storage released: <where> ...` unless the bytes are allocated (or `storage freed: ...`). */
   assertAllocated(where: string): void {
+    if (this.refs <= 0) {
+      throw new Error(
+        `storage freed: ${where} touched ${this.byteLength} bytes on '${this.backend.name}' after its last tensor ` +
+          'was disposed (the memory may already belong to another tensor)',
+      );
+    }
     if (this.releasedFor === null) return;
     throw new Error(
       `storage released: ${where} touched ${this.byteLength} bytes on '${this.backend.name}' whose memory was freed ` +

@@ -124,7 +124,13 @@ export class Tensor {
     this.requiresGrad = true;
   }
 
-  /** The raw storage array (16-bit patterns for halves). CPU only; shares memory. */
+  /**
+   * The raw storage array (16-bit patterns for halves). CPU only; shares memory, zero-copy.
+   * Valid only until this tensor (the last one viewing its storage) is disposed, like PyTorch's
+   * `data_ptr()`: the CPU backend caches freed buffers and hands them to new tensors, so a view
+   * kept past `dispose()` would read or scribble over another tensor's data. Copy
+   * (`toTypedArray()`, `raw().slice()`) what must outlive the tensor.
+   */
   raw(): RawArray {
     this.assertLive('raw');
     if (this.device !== 'cpu') throw new Error(`raw(): tensor is on '${this.device}'; copy it to 'cpu' first`);

@@ -2,7 +2,7 @@
 // float32 (and bf16/f16, computed in float32) accumulate in float32 like BLAS, float64 and
 // int32 in float64; halves are rounded once at the end.
 import type { Registry } from '../../registry.js';
-import { batchOffsets, broadcastShapes, numelOf } from '../../shape.js';
+import { batchOffsets, broadcastShapes } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { type ComputeArray, output, read } from './util.js';
 
