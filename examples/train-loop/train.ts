@@ -96,6 +96,7 @@ const makeLoader = (epoch: number) =>
     tokenBudget: rowsPerRank * seq, // all of this rank's rows of a step as one packed sequence
     padToMultiple: rowsPerRank * seq,
     bufferSize: cfg.data.buffer_size,
+    oversize: cfg.data.long_samples,
     rank: dpRank,
     worldSize: dpSize,
     seed: cfg.train.seed + epoch,
@@ -171,18 +172,21 @@ for (let step = startStep + 1; step <= cfg.train.steps; step++) {
   const total = count.item();
   count.dispose();
   const T = labelsHost.length;
-  let loss = tidy(() => {
+  // tidy around the forward only, so that its intermediates are freed as it returns and backward
+  // frees activations unit by unit (autograd keeps its own references to what it saved).
+  const l = tidy(() => {
     // The model shifts labels by one inside (Hugging Face style); the loader's are already next-token targets.
     const shifted = new Int32Array(T).fill(-100);
     shifted.set(labelsHost.subarray(0, T - 1), 1);
-    const l = model.call(batch.inputIds.reshape(1, T), {
+    return model.call(batch.inputIds.reshape(1, T), {
       labels: tensor(shifted, { dtype: 'int32', shape: [1, T] }),
       positions: batch.positions.reshape(1, T),
       cuSeqlens: batch.cuSeqlens,
     }).loss!;
-    mul(l, (mine * dpSize) / total).backward(); // FSDP reduce-scatters (averaging over dp) into the shards
-    return (l.item() * mine) / total;
   });
+  let loss = (l.item() * mine) / total;
+  tidy(() => mul(l, (mine * dpSize) / total).backward()); // FSDP reduce-scatters (averaging over dp) into the shards
+  l.dispose();
   disposeBatch(batch);
   const gradNorm = clipGradNorm(model, cfg.train.max_grad_norm); // the global norm over all shards
   opt.step();

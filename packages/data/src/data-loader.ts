@@ -20,8 +20,13 @@ export interface DataLoaderOptions {
   padToMultiple?: number;
   /** Id used for padding. Default the tokenizer's pad id, else its EOS id, else 0. */
   padTokenId?: number;
-  /** Samples longer than the budget: 'truncate' (keep the first `tokenBudget` tokens) or 'skip'. Default 'truncate'. Both are counted. */
-  oversize?: 'truncate' | 'skip';
+  /**
+   * Samples longer than the budget: 'truncate' (keep the first `tokenBudget` tokens), 'skip', or
+   * 'split' (cut into consecutive pieces of at most `tokenBudget` tokens, each packed as a sample
+   * of its own: positions restart and no label crosses a piece boundary; the pieces of one sample
+   * may land in different batches). Default 'truncate'. All three are counted.
+   */
+  oversize?: 'truncate' | 'skip' | 'split';
   /** Append the EOS token to text samples. Default true when the tokenizer has one. */
   appendEos?: boolean;
   /** Data-parallel rank and world size (record-level sharding). Default 0 of 1. */
@@ -42,6 +47,8 @@ export interface DataLoaderStats {
   tokens: number;
   truncated: number;
   skippedOversize: number;
+  /** Samples split into pieces (`oversize: 'split'`); each piece counts once in `samples`. */
+  split: number;
   /** Records skipped as bad, with file and line/row (first 1000 kept; `badRecordCount` counts all). */
   badRecords: BadRecord[];
   badRecordCount: number;
@@ -86,9 +93,9 @@ const MAX_BAD_KEPT = 1000;
  * The streaming, resumable data pipeline: sources → samples → tokens → packed micro-batches.
  *
  * Refill: while the buffer has fewer than `bufferSize` samples, draw a source (weighted, seeded
- * RNG), read its next sample of this rank's shard, tokenize it (oversize: truncate or skip). Pack:
- * greedy first-fit over the buffer in order up to `tokenBudget`. A sample is never split or
- * dropped unless it exceeds the budget. `state()` / `restore()` resume exactly.
+ * RNG), read its next sample of this rank's shard, tokenize it (oversize: truncate, skip or split
+ * into budget-sized pieces). Pack: greedy first-fit over the buffer in order up to `tokenBudget`.
+ * A sample is never split or dropped unless it exceeds the budget. `state()` / `restore()` resume exactly.
  */
 export class PackedDataLoader implements AsyncIterable<Batch> {
   readonly sources: DataSource[];
@@ -98,9 +105,21 @@ export class PackedDataLoader implements AsyncIterable<Batch> {
   private readonly template: ChatTemplate | null;
   private readonly padId: number;
   private readonly badRecords: BadRecord[] = [];
-  private counters = { batches: 0, samples: 0, tokens: 0, truncated: 0, skippedOversize: 0, badRecordCount: 0 };
+  private counters = {
+    batches: 0,
+    samples: 0,
+    tokens: 0,
+    truncated: 0,
+    skippedOversize: 0,
+    split: 0,
+    badRecordCount: 0,
+  };
 
   constructor(private readonly opts: DataLoaderOptions) {
+    const ov = opts.oversize ?? 'truncate';
+    if (ov !== 'truncate' && ov !== 'skip' && ov !== 'split') {
+      throw new Error(`PackedDataLoader: oversize must be 'truncate', 'skip' or 'split', got ${JSON.stringify(ov)}`);
+    }
     if (!opts.sources || opts.sources.length === 0) throw new Error('PackedDataLoader: no sources given');
     if (!Number.isInteger(opts.tokenBudget) || opts.tokenBudget < 1) {
       throw new Error(`PackedDataLoader: tokenBudget must be a positive integer, got ${opts.tokenBudget}`);
@@ -221,7 +240,8 @@ export class PackedDataLoader implements AsyncIterable<Batch> {
     const { badRecords, ...counters } = state.stats;
     this.badRecords.length = 0;
     this.badRecords.push(...badRecords);
-    this.counters = { ...counters };
+    // states saved before the split counter existed lack it
+    this.counters = { ...counters, split: counters.split ?? 0 };
   }
 
   /** Close the files the sources hold open. */
@@ -264,8 +284,26 @@ export class PackedDataLoader implements AsyncIterable<Batch> {
       const tok = this.tokenize(sample);
       if (tok.ids.length === 0) continue;
       if (tok.ids.length > this.opts.tokenBudget) {
-        if ((this.opts.oversize ?? 'truncate') === 'skip') {
+        const mode = this.opts.oversize ?? 'truncate';
+        if (mode === 'skip') {
           this.counters.skippedOversize++;
+          continue;
+        }
+        if (mode === 'split') {
+          // All pieces go into the buffer at once: the buffer is part of the state, so a state
+          // taken while some pieces are still waiting resumes exactly.
+          const B = this.opts.tokenBudget;
+          const count = Math.ceil(tok.ids.length / B);
+          for (let k = 0; k < count; k++) {
+            this.buffer.push({
+              ids: tok.ids.slice(k * B, (k + 1) * B),
+              trainable: tok.trainable.slice(k * B, (k + 1) * B),
+              media: k === 0 ? tok.media : [],
+              origin: tok.origin,
+              piece: { index: k, count },
+            });
+          }
+          this.counters.split++;
           continue;
         }
         tok.ids.length = this.opts.tokenBudget;

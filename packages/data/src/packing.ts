@@ -9,6 +9,8 @@ export interface TokenizedSample {
   origin: SampleOrigin;
   /** True when the sample was cut to the token budget. */
   truncated?: boolean;
+  /** Set on the pieces of a sample split to the token budget (`oversize: 'split'`): piece `index` of `count`. */
+  piece?: { index: number; count: number };
 }
 
 /** A packed micro-batch as host arrays (see {@link packBatch}). */
@@ -22,7 +24,14 @@ export interface HostBatch {
   /** Sample boundaries [n+1]: sample i is tokens cuSeqlens[i]..cuSeqlens[i+1]; padding, if any, is the last segment. */
   cuSeqlens: Int32Array;
   /** Per-sample metadata, in packing order (padding has no entry). */
-  samples: Array<{ origin: SampleOrigin; length: number; media: MediaRef[]; truncated: boolean }>;
+  samples: Array<{
+    origin: SampleOrigin;
+    length: number;
+    media: MediaRef[];
+    truncated: boolean;
+    /** Piece `index` of `count` of a sample split to the token budget. */
+    piece?: { index: number; count: number };
+  }>;
   /** Real tokens (without padding). */
   numTokens: number;
   /** Padding tokens at the end. */
@@ -95,7 +104,13 @@ export function packBatch(
     labels,
     positions,
     cuSeqlens,
-    samples: samples.map((s) => ({ origin: s.origin, length: s.ids.length, media: s.media, truncated: !!s.truncated })),
+    samples: samples.map((s) => ({
+      origin: s.origin,
+      length: s.ids.length,
+      media: s.media,
+      truncated: !!s.truncated,
+      ...(s.piece ? { piece: { ...s.piece } } : {}),
+    })),
     numTokens: total,
     numPadding: pad,
     maxSeqlen,

@@ -66,6 +66,18 @@ describe('resume: state → JSON → restore gives the batches of an uninterrupt
         seed: 1234,
       }),
     ],
+    [
+      "byte tokenizer, long samples split into pieces (oversize: 'split'), 2 ranks",
+      async () => ({
+        sources: [{ path: textDir }],
+        tokenizer: new ByteTokenizer(),
+        tokenBudget: 120,
+        bufferSize: 4,
+        oversize: 'split' as const,
+        rank: 0,
+        worldSize: 2,
+      }),
+    ],
   ];
 
   for (const [name, make] of configs) {

@@ -21,6 +21,12 @@ export interface TrainConfig {
     seq_len: number;
     /** Samples kept in each packing buffer (first-fit chooses among them). */
     buffer_size: number;
+    /**
+     * Samples longer than `seq_len`: 'truncate' (keep the first `seq_len` tokens, drop the rest),
+     * 'split' (train on all of it: consecutive pieces of at most `seq_len` tokens, each packed as
+     * a sample of its own) or 'skip'.
+     */
+    long_samples: 'truncate' | 'split' | 'skip';
   };
   train: {
     /** Number of optimizer steps of the whole run (resume continues up to it). */
@@ -96,6 +102,11 @@ const SCHEMA: Record<string, { kind: Kind; def?: unknown; doc: string }> = {
   'data.tokenizer': { kind: { t: 'string' }, def: 'byte', doc: "'byte' or a tokenizer.json path" },
   'data.seq_len': { kind: { t: 'int', min: 2, max: 65536 }, def: 64, doc: '' },
   'data.buffer_size': { kind: { t: 'int', min: 1 }, def: 64, doc: '' },
+  'data.long_samples': {
+    kind: { t: 'enum', values: ['truncate', 'split', 'skip'] },
+    def: 'truncate',
+    doc: 'samples longer than seq_len',
+  },
   'train.steps': { kind: { t: 'int', min: 1 }, def: 100, doc: '' },
   'train.global_batch': { kind: { t: 'int', min: 1 }, def: 8, doc: '' },
   'train.lr': { kind: { t: 'number', min: 0, exclusiveMin: true, max: 10 }, def: 3e-3, doc: '' },

@@ -57,6 +57,8 @@ export interface TrainDataOptions {
   to: number;
   seed: number;
   bufferSize: number;
+  /** Samples longer than `seqLen`: 'truncate' (default), 'split' into pieces of at most `seqLen`, or 'skip'. */
+  longSamples?: 'truncate' | 'split' | 'skip';
 }
 
 /** This rank's part of a step's batch: its rows concatenated as one packed sequence. */
@@ -98,6 +100,7 @@ export class TrainData {
       tokenBudget: o.seqLen,
       padToMultiple: o.seqLen,
       bufferSize: o.bufferSize,
+      oversize: o.longSamples ?? 'truncate',
       rank: lane,
       worldSize: o.lanes,
       seed: o.seed * 1_000_003 + epoch,

@@ -6,6 +6,7 @@ import {
   defaultRegistry,
   destroyProcessGroup,
   Generator,
+  getRegistry,
   initDeviceMesh,
   initProcessGroup,
   manualSeed,
@@ -63,6 +64,8 @@ export interface MetricsRecord {
   mfu: number | null;
   elapsed_s: number;
   live_bytes: number;
+  /** Highest live bytes (CPU, this rank = rank 0) during the step: forward, backward, clipping and optimizer. */
+  peak_bytes: number;
   time: string;
 }
 
@@ -329,6 +332,7 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       to: (dpRank + 1) * local,
       seed: cfg.train.seed,
       bufferSize: cfg.data.buffer_size,
+      longSamples: cfg.data.long_samples,
     });
     const opt = new optim.AdamW(model.parameters(), {
       lr: cfg.train.lr,
@@ -415,6 +419,7 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
     for (let step = startStep + 1; step <= end; step++) {
       tracing = step <= startStep + cfg.train.profile;
       const ts = performance.now();
+      getRegistry().backend('cpu').resetPeak();
       const rows = await data.next();
       // The loss is the mean over every target token of the global batch, whichever rank holds it.
       let globalCount = rows.targetCount;
@@ -428,17 +433,21 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
       const modelLabels = new Int32Array(T);
       modelLabels[0] = -100;
       modelLabels.set(rows.targets.subarray(0, T - 1), 1); // the model shifts labels by one inside
-      let loss = tidy(() => {
+      // tidy around the forward only: its intermediates are freed as it returns (autograd holds
+      // its own references to what backward needs and drops each as backward uses it, and FSDP
+      // has resharded each unit after its forward), so activations go unit by unit in backward.
+      const l = tidy(() => {
         const x = tensor(rows.inputIds, { dtype: 'int32', shape: [1, T] });
-        const l = model.call(x, {
+        return model.call(x, {
           labels: tensor(modelLabels, { dtype: 'int32', shape: [1, T] }),
           positions: tensor(rows.positions, { dtype: 'int32', shape: [1, T] }),
           cuSeqlens: tensor(rows.cuSeqlens, { dtype: 'int32' }),
         }).loss!;
-        // FSDP averages gradients over dp: scale so the result is the gradient of the global mean.
-        mul(l, (rows.targetCount * dpSize) / globalCount).backward();
-        return (l.item() * rows.targetCount) / globalCount;
       });
+      let loss = (l.item() * rows.targetCount) / globalCount;
+      // FSDP averages gradients over dp: scale so the result is the gradient of the global mean.
+      tidy(() => mul(l, (rows.targetCount * dpSize) / globalCount).backward());
+      l.dispose();
       const tb = performance.now();
       const norm = fsdp
         ? fsdp.clipGradNorm(model as nn.Module, cfg.train.max_grad_norm)
@@ -503,6 +512,7 @@ export async function runTraining(cfg: TrainConfig, io: TrainIO): Promise<TrainR
         mfu,
         elapsed_s: elapsed,
         live_bytes: memoryStats('cpu').liveBytes,
+        peak_bytes: memoryStats('cpu').peakBytes,
         time: new Date().toISOString(),
       };
       if (rank === 0) appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);

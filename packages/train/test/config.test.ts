@@ -32,7 +32,13 @@ describe('train config', () => {
       async: false,
       export_hf: false,
     });
-    expect(c.data).toMatchObject({ tokenizer: 'byte', seq_len: 64, buffer_size: 64, text_field: 'text' });
+    expect(c.data).toMatchObject({
+      tokenizer: 'byte',
+      seq_len: 64,
+      buffer_size: 64,
+      text_field: 'text',
+      long_samples: 'truncate',
+    });
     expect(c.train.peak_tflops).toBe(0);
   });
 
@@ -92,6 +98,10 @@ describe('train config', () => {
     expect(errorOf(() => resolveConfig({ ...base(), train: { on_nonfinite: 'ignore' } }))).toBe(
       "config: 'train.on_nonfinite' is \"ignore\"; allowed: one of 'stop', 'skip'",
     );
+    expect(errorOf(() => resolveConfig({ ...base(), data: { path: 'a.jsonl', long_samples: 'chunk' } }))).toBe(
+      "config: 'data.long_samples' is \"chunk\"; allowed: one of 'truncate', 'split', 'skip'",
+    );
+    expect(resolveConfig(base(), new Map([['data.long_samples', 'split']])).data.long_samples).toBe('split');
   });
 
   it('an unknown key lists the keys of its section; an unknown section lists the sections', () => {
