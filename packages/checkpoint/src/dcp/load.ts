@@ -1,9 +1,11 @@
+import * as fs from 'node:fs';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DType, empty, isInitialized, type Tensor, worldGroup } from '@omnitrain/core';
 import { nodeFileOpener, type RandomAccessFile } from '../file-io.js';
 import { checksumFunction } from './crc32c.js';
 import type { ChunkRecord, DcpMetadata, TensorRecord } from './job.js';
+import { type ReadJob, runReadJobsParallel } from './read-jobs.js';
 import { hostBuffer, waitForPendingSave } from './save.js';
 import {
   copyRegion,
@@ -210,7 +212,13 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
       const host = hostBuffer(at);
       for (const [w, off, n] of slots) w.staging = host.subarray(off, off + n);
     }
-    for (const w of wants.values()) readInto(dir, meta, w, files, (n) => (bytesRead += n));
+    // Whole chunks bound for the shared staging buffer become jobs read on two threads.
+    const jobs: ReadJob[] = [];
+    for (const w of wants.values()) readInto(dir, meta, w, files, (n) => (bytesRead += n), jobs);
+    if (jobs.length) {
+      const crc = checksumFunction(meta.checksum);
+      runReadJobsParallel(jobs, jobs[0]!.buffer, meta.blockBytes, meta.checksum, (d) => crc(d), fs);
+    }
   } catch (e) {
     // Materialized tensors are ours to free on failure.
     for (const w of wants.values()) if (!targetLeaves.has(w.name)) w.local.dispose();
@@ -255,6 +263,7 @@ function readInto(
   w: Want,
   files: Map<string, RandomAccessFile>,
   count: (n: number) => void,
+  jobs: ReadJob[],
 ): void {
   const crc = checksumFunction(meta.checksum);
   const size = w.rec.itemSize;
@@ -276,6 +285,23 @@ function readInto(
     const [d0, d1] = elementSpan(w.region, part);
     const direct = whole && d1 - d0 === regionNumel(part);
     const buf = direct ? w.staging.subarray(d0 * size, d1 * size) : scratch(to - from);
+    if (direct && w.staged && buf.buffer instanceof SharedArrayBuffer) {
+      const path = join(dir, c.file);
+      jobs.push({
+        path,
+        buffer: buf.buffer,
+        fileOffset: c.byteOffset + from,
+        byteLength: buf.length,
+        dst: buf.byteOffset,
+        checksums: c.checksums,
+        truncated: `dcp checkpoint ${dir}: tensor '${w.name}': file ${path} ends early (truncated shard)`,
+        mismatch:
+          `dcp checkpoint ${dir}: checksum mismatch in file ${path} bytes [{lo}, {hi}) of tensor '${w.name}' ` +
+          `(chunk at [${c.offsets}] of [${w.rec.shape}]): the file is corrupt`,
+      });
+      count(buf.length);
+      continue;
+    }
     // Read in segments of whole blocks; each is verified right away, while it is still in cache.
     const seg = Math.max(bb, Math.floor(SEGMENT_BYTES / bb) * bb);
     for (let s0 = 0; s0 < buf.length; s0 += seg) {
@@ -333,7 +359,7 @@ export function verifyCheckpoint(dir: string): number {
         staging: new Uint8Array(local.numel * rec.itemSize),
         staged: false,
       };
-      readInto(dir, meta, w, files, (n) => (bytes += n));
+      readInto(dir, meta, w, files, (n) => (bytes += n), []);
     }
   } finally {
     for (const f of files.values()) f.close();
