@@ -487,39 +487,24 @@ const softmax =
     return y;
   };
 
+// Native conversions by `from>to`; every other pair falls back to core's kernel.
+// x and y are the typed arrays of the pair's own dtypes.
+type CastFn = (n: NativeAddon, x: any, y: any, count: number) => void;
+const CASTS: Readonly<Record<string, CastFn>> = {
+  'float32>bfloat16': (n, x, y, k) => n.castToBf16(x, y, k),
+  'bfloat16>float32': (n, x, y, k) => n.castFromBf16(x, y, k),
+  'float32>float16': (n, x, y, k) => n.castToF16(x, y, k),
+  'float16>float32': (n, x, y, k) => n.castFromF16(x, y, k),
+  'float64>float32': (n, x, y, k) => n.castF64ToF32(x, y, k),
+  'float32>float64': (n, x, y, k) => n.castF32ToF64(x, y, k),
+};
+
 const cast: NativeKernel = (n, [x], { dtype }) => {
-  if (!x) return null;
-  if (x.dtype === 'float32' && dtype === 'bfloat16') {
-    const y = Tensor.empty(x.shape, 'bfloat16', 'cpu');
-    n.castToBf16(raw(x), y.raw() as Uint16Array, x.numel);
-    return y;
-  }
-  if (x.dtype === 'bfloat16' && dtype === 'float32') {
-    const y = empty(x.shape);
-    n.castFromBf16(x.raw() as Uint16Array, raw(y), x.numel);
-    return y;
-  }
-  if (x.dtype === 'float32' && dtype === 'float16') {
-    const y = Tensor.empty(x.shape, 'float16', 'cpu');
-    n.castToF16(raw(x), y.raw() as Uint16Array, x.numel);
-    return y;
-  }
-  if (x.dtype === 'float16' && dtype === 'float32') {
-    const y = empty(x.shape);
-    n.castFromF16(x.raw() as Uint16Array, raw(y), x.numel);
-    return y;
-  }
-  if (x.dtype === 'float64' && dtype === 'float32') {
-    const y = empty(x.shape);
-    n.castF64ToF32(x.raw() as Float64Array, raw(y), x.numel);
-    return y;
-  }
-  if (x.dtype === 'float32' && dtype === 'float64') {
-    const y = Tensor.empty(x.shape, 'float64', 'cpu');
-    n.castF32ToF64(raw(x), y.raw() as Float64Array, x.numel);
-    return y;
-  }
-  return null;
+  const f = x ? CASTS[`${x.dtype}>${dtype}`] : undefined;
+  if (!x || !f) return null;
+  const y = Tensor.empty(x.shape, dtype, 'cpu');
+  f(n, x.raw(), y.raw(), x.numel);
+  return y;
 };
 
 // ---- Elementwise, reductions, casts (float32 natively; bfloat16 widened to float32 at the edges, rounded once
