@@ -1,11 +1,9 @@
-import * as fs from 'node:fs';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DType, empty, isInitialized, type Tensor, worldGroup } from '@omnitrain/core';
-import { nodeFileOpener, type RandomAccessFile } from '../file-io.js';
 import { checksumFunction } from './crc32c.js';
 import type { ChunkRecord, DcpMetadata, TensorRecord } from './job.js';
-import { type ReadJob, runReadJobsParallel } from './read-jobs.js';
+import { type ReadJob, readAndVerify, readAndVerifyParallel } from './read-jobs.js';
 import { hostBuffer, waitForPendingSave } from './save.js';
 import {
   copyRegion,
@@ -118,8 +116,6 @@ interface Want {
 }
 
 const ALIGN = 64;
-/** Bytes read per positional read; each piece is checksummed right after it is read, while it is in cache. */
-const SEGMENT_BYTES = 4 << 20;
 
 let scratchPool: Uint8Array | null = null;
 
@@ -195,7 +191,7 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
       empty(rec.shape, { dtype: rec.dtype as DType });
     add(name, leaf);
   }
-  const files = new Map<string, RandomAccessFile>();
+  const checked = new Set<string>();
   let bytesRead = 0;
   try {
     // One staging slot per target that is not read in place, in the reused host buffer.
@@ -214,18 +210,15 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
     }
     // Whole chunks bound for the shared staging buffer become jobs read on two threads.
     const jobs: ReadJob[] = [];
-    for (const w of wants.values()) readInto(dir, meta, w, files, (n) => (bytesRead += n), jobs);
-    if (jobs.length) {
-      const crc = checksumFunction(meta.checksum);
-      runReadJobsParallel(jobs, jobs[0]!.buffer, meta.blockBytes, meta.checksum, (d) => crc(d), fs);
-    }
+    for (const w of wants.values()) readInto(dir, meta, w, checked, (n) => (bytesRead += n), jobs);
+    const crc = checksumFunction(meta.checksum);
+    readAndVerifyParallel(jobs, meta.blockBytes, meta.checksum, crc);
   } catch (e) {
     // Materialized tensors are ours to free on failure.
     for (const w of wants.values()) if (!targetLeaves.has(w.name)) w.local.dispose();
     if (opts.inPlace && e instanceof Error) e.message += ' (inPlace: the targets may be partly overwritten)';
     throw e;
   } finally {
-    for (const f of files.values()) f.close();
     scratchPool = null; // reused across the chunks of one load only
   }
   for (const w of wants.values()) if (w.staged) writeTensorBytes(w.local, w.staging);
@@ -233,16 +226,10 @@ export function loadCheckpoint(dir: string, targets: StateTree, opts: LoadCheckp
   return { step: meta.step, dir, state, bytesRead };
 }
 
-function openChecked(
-  dir: string,
-  meta: DcpMetadata,
-  c: ChunkRecord,
-  tensor: string,
-  files: Map<string, RandomAccessFile>,
-): RandomAccessFile {
-  let f = files.get(c.file);
-  if (f) return f;
+/** The path of a chunk's file, checked once per load: it exists and has the size the metadata says. */
+function checkedPath(dir: string, meta: DcpMetadata, c: ChunkRecord, tensor: string, checked: Set<string>): string {
   const path = join(dir, c.file);
+  if (checked.has(c.file)) return path;
   const where = `dcp checkpoint ${dir}: tensor '${tensor}'`;
   if (!existsSync(path)) throw new Error(`${where}: missing file ${path}`);
   const want = meta.files[c.file];
@@ -252,16 +239,20 @@ function openChecked(
       `${where}: file ${path} is ${size} bytes but the metadata says ${want} (${size < (want ?? 0) ? 'truncated' : 'changed'} shard)`,
     );
   }
-  f = nodeFileOpener(path);
-  files.set(c.file, f);
-  return f;
+  checked.add(c.file);
+  return path;
 }
 
+/**
+ * Read (and verify) the checksum blocks of `w`'s chunks that overlap its region. A whole chunk
+ * bound contiguously for the shared staging buffer is only queued in `jobs` (read later, on two
+ * threads); the others are read now, into the target slot or a scratch buffer then rearranged.
+ */
 function readInto(
   dir: string,
   meta: DcpMetadata,
   w: Want,
-  files: Map<string, RandomAccessFile>,
+  checked: Set<string>,
   count: (n: number) => void,
   jobs: ReadJob[],
 ): void {
@@ -272,7 +263,7 @@ function readInto(
     const part = intersect(c, w.region);
     if (!part) continue;
     covered += regionNumel(part);
-    const f = openChecked(dir, meta, c, w.name, files);
+    const path = checkedPath(dir, meta, c, w.name, checked);
     const [first, end] = elementSpan(c, part);
     const bb = meta.blockBytes;
     const b0 = Math.floor((first * size) / bb);
@@ -285,54 +276,22 @@ function readInto(
     const [d0, d1] = elementSpan(w.region, part);
     const direct = whole && d1 - d0 === regionNumel(part);
     const buf = direct ? w.staging.subarray(d0 * size, d1 * size) : scratch(to - from);
+    const job: ReadJob = {
+      path,
+      fileOffset: c.byteOffset + from,
+      dst: buf,
+      checksums: c.checksums.slice(b0, b1),
+      truncated: `dcp checkpoint ${dir}: tensor '${w.name}': file ${path} ends early (truncated shard)`,
+      mismatch:
+        `dcp checkpoint ${dir}: checksum mismatch in file ${path} bytes [{lo}, {hi}) of tensor '${w.name}' ` +
+        `(chunk at [${c.offsets}] of [${w.rec.shape}]): the file is corrupt`,
+    };
+    count(buf.length);
     if (direct && w.staged && buf.buffer instanceof SharedArrayBuffer) {
-      const path = join(dir, c.file);
-      jobs.push({
-        path,
-        buffer: buf.buffer,
-        fileOffset: c.byteOffset + from,
-        byteLength: buf.length,
-        dst: buf.byteOffset,
-        checksums: c.checksums,
-        truncated: `dcp checkpoint ${dir}: tensor '${w.name}': file ${path} ends early (truncated shard)`,
-        mismatch:
-          `dcp checkpoint ${dir}: checksum mismatch in file ${path} bytes [{lo}, {hi}) of tensor '${w.name}' ` +
-          `(chunk at [${c.offsets}] of [${w.rec.shape}]): the file is corrupt`,
-      });
-      count(buf.length);
+      jobs.push(job);
       continue;
     }
-    // Read in segments of whole blocks; each is verified right away, while it is still in cache.
-    const seg = Math.max(bb, Math.floor(SEGMENT_BYTES / bb) * bb);
-    for (let s0 = 0; s0 < buf.length; s0 += seg) {
-      const piece = buf.subarray(s0, Math.min(buf.length, s0 + seg));
-      let done = 0;
-      while (done < piece.length) {
-        const n = f.read(piece.subarray(done), c.byteOffset + from + s0 + done);
-        if (!(n > 0)) {
-          throw new Error(
-            `dcp checkpoint ${dir}: tensor '${w.name}': file ${join(dir, c.file)} ends early (truncated shard)`,
-          );
-        }
-        done += n;
-      }
-      count(piece.length);
-      const bFirst = (from + s0) / bb;
-      const bEnd = Math.min(b1, Math.ceil((from + s0 + piece.length) / bb));
-      const fail = (k: number) => {
-        const b = bFirst + k;
-        const len = Math.min((b + 1) * bb, c.byteLength) - b * bb;
-        return new Error(
-          `dcp checkpoint ${dir}: checksum mismatch in file ${join(dir, c.file)} bytes ` +
-            `[${c.byteOffset + b * bb}, ${c.byteOffset + b * bb + len}) of tensor '${w.name}' ` +
-            `(chunk at [${c.offsets}] of [${w.rec.shape}]): the file is corrupt`,
-        );
-      };
-      for (let b = bFirst; b < bEnd; b++) {
-        const lo = (b - bFirst) * bb;
-        if (crc(piece.subarray(lo, Math.min(piece.length, lo + bb))) !== c.checksums[b]) throw fail(b - bFirst);
-      }
-    }
+    readAndVerify([job], bb, crc);
     if (!direct) copyRegion(buf, c, from / size, w.staging, w.region, part, size);
   }
   if (covered !== regionNumel(w.region)) {
@@ -345,24 +304,20 @@ function readInto(
 /** Read every chunk of a checkpoint and verify every checksum (throws naming file and tensor). Returns bytes checked. */
 export function verifyCheckpoint(dir: string): number {
   const meta = readMetadata(dir);
-  const files = new Map<string, RandomAccessFile>();
+  const checked = new Set<string>();
   let bytes = 0;
-  try {
-    for (const [name, rec] of Object.entries(meta.tensors)) {
-      const local = { numel: rec.shape.reduce((a, b) => a * b, 1) };
-      const w: Want = {
-        name,
-        leaf: null as never,
-        local: local as Tensor,
-        region: { offsets: rec.shape.map(() => 0), lengths: rec.shape },
-        rec,
-        staging: new Uint8Array(local.numel * rec.itemSize),
-        staged: false,
-      };
-      readInto(dir, meta, w, files, (n) => (bytes += n), []);
-    }
-  } finally {
-    for (const f of files.values()) f.close();
+  for (const [name, rec] of Object.entries(meta.tensors)) {
+    const local = { numel: rec.shape.reduce((a, b) => a * b, 1) };
+    const w: Want = {
+      name,
+      leaf: null as never,
+      local: local as Tensor,
+      region: { offsets: rec.shape.map(() => 0), lengths: rec.shape },
+      rec,
+      staging: new Uint8Array(local.numel * rec.itemSize),
+      staged: false,
+    };
+    readInto(dir, meta, w, checked, (n) => (bytes += n), []);
   }
   return bytes;
 }

@@ -1,24 +1,22 @@
-// Whole chunks that land contiguously in the shared staging buffer are read and verified on two
-// threads: this one and a helper worker. Reading from the page cache and checksumming are each
-// bound by one core's memory copy / CRC speed, so splitting the chunks between two threads
-// roughly halves a validating load on a machine with a free core.
+// Reading a checkpoint's byte ranges and verifying them block by block. Whole chunks that land
+// contiguously in the shared staging buffer are split between this thread and a helper worker:
+// reading from the page cache and checksumming are each bound by one core's memory copy / CRC
+// speed, so two threads roughly halve a validating load on a machine with a free core.
 
+import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { makeCrc32c } from './crc32c.js';
 
-/** One chunk to read into the staging buffer and verify block by block. */
+/** A byte range of a file, starting on a checksum block boundary, to read into `dst` and verify. */
 export interface ReadJob {
   path: string;
-  /** The shared staging buffer (not sent to the worker per job: see runReadJobsParallel). */
-  buffer: SharedArrayBuffer;
-  /** Byte offset of the chunk in its file. */
+  /** Byte offset of the range in its file. */
   fileOffset: number;
-  byteLength: number;
-  /** Byte offset in the shared staging buffer. */
-  dst: number;
-  /** Expected checksum of each block of `blockBytes` (the last may be shorter). */
+  /** Where the bytes go (its length is the range's); over a SharedArrayBuffer for the helper thread. */
+  dst: Uint8Array;
+  /** Expected checksum of each block of `blockBytes` in the range (the last may be shorter). */
   checksums: number[];
-  /** Error text for a short read and a mismatch (`{b}` = block index, `{lo}`/`{hi}` = file bytes). */
+  /** Error text for a short read and for a mismatch (`{lo}`/`{hi}` = the block's file bytes). */
   truncated: string;
   mismatch: string;
 }
@@ -43,7 +41,6 @@ const HELPER_TIMEOUT_MS = 600_000;
 function runReadJobs(
   fs: typeof import('node:fs'),
   crc: (d: Uint8Array) => number,
-  buffer: SharedArrayBuffer,
   jobs: ReadJob[],
   blockBytes: number,
   segmentBytes: number,
@@ -52,7 +49,7 @@ function runReadJobs(
   for (const j of jobs) {
     const fd = fs.openSync(j.path, 'r');
     try {
-      const buf = new Uint8Array(buffer, j.dst, j.byteLength);
+      const buf = j.dst;
       for (let s0 = 0; s0 < buf.length; s0 += seg) {
         const piece = buf.subarray(s0, Math.min(buf.length, s0 + seg));
         let done = 0;
@@ -91,7 +88,7 @@ parentPort.on('message', (m) => {
   let error = null;
   try {
     const crc = m.checksum === 'crc32' ? (d) => crc32(d) : (c32c ??= makeCrc32c());
-    error = runReadJobs(fs, crc, m.buffer, m.jobs, m.blockBytes, m.segmentBytes);
+    error = runReadJobs(fs, crc, m.jobs, m.blockBytes, m.segmentBytes);
   } catch (e) {
     error = 'load helper thread failed: ' + ((e && e.message) || e);
   }
@@ -123,23 +120,26 @@ function helperWorker(): Worker {
   return helper;
 }
 
+/** Read and verify `jobs` on this thread; throws the first failure's message. */
+export function readAndVerify(jobs: ReadJob[], blockBytes: number, crc: (d: Uint8Array) => number): void {
+  const e = runReadJobs(fs, crc, jobs, blockBytes, SEGMENT_BYTES);
+  if (e) throw new Error(e);
+}
+
 /**
- * Read and verify `jobs` into `buffer`, splitting them by bytes between this thread and a helper
- * worker when there is enough to split. Throws the first failure's message (only the staging
- * buffer has been written).
+ * Read and verify `jobs` (whose `dst` views lie over SharedArrayBuffers), splitting them by bytes
+ * between this thread and a helper worker when there is enough to split. Throws the first
+ * failure's message (only the `dst` views have been written).
  */
-export function runReadJobsParallel(
+export function readAndVerifyParallel(
   jobs: ReadJob[],
-  buffer: SharedArrayBuffer,
   blockBytes: number,
   checksum: string,
   crc: (d: Uint8Array) => number,
-  fs: typeof import('node:fs'),
 ): void {
-  const total = jobs.reduce((s, j) => s + j.byteLength, 0);
+  const total = jobs.reduce((s, j) => s + j.dst.length, 0);
   if (jobs.length < 2 || total < parallelMinBytes) {
-    const e = runReadJobs(fs, crc, buffer, jobs, blockBytes, SEGMENT_BYTES);
-    if (e) throw new Error(e);
+    readAndVerify(jobs, blockBytes, crc);
     return;
   }
   // Greedy split by bytes, largest first.
@@ -147,24 +147,24 @@ export function runReadJobsParallel(
   const theirs: ReadJob[] = [];
   let a = 0;
   let b = 0;
-  for (const j of [...jobs].sort((x, y) => y.byteLength - x.byteLength)) {
+  for (const j of [...jobs].sort((x, y) => y.dst.length - x.dst.length)) {
     if (a <= b) {
       mine.push(j);
-      a += j.byteLength;
+      a += j.dst.length;
     } else {
       theirs.push(j);
-      b += j.byteLength;
+      b += j.dst.length;
     }
   }
+  helperBytesTotal += b;
   // [0]: 0 running, 1 ok, 2 failed; [1]: error text length; from byte 8: the text (this thread
   // is blocked while it waits, so the answer cannot come as a message).
-  helperBytesTotal += b;
   const shared = new SharedArrayBuffer(8 + 4096);
   const flag = new Int32Array(shared, 0, 2);
-  helperWorker().postMessage({ flag: shared, buffer, jobs: theirs, blockBytes, segmentBytes: SEGMENT_BYTES, checksum });
+  helperWorker().postMessage({ flag: shared, jobs: theirs, blockBytes, segmentBytes: SEGMENT_BYTES, checksum });
   let mineError: string | null = null;
   try {
-    mineError = runReadJobs(fs, crc, buffer, mine, blockBytes, SEGMENT_BYTES);
+    mineError = runReadJobs(fs, crc, mine, blockBytes, SEGMENT_BYTES);
   } catch (e) {
     mineError = (e as Error).message;
   }
