@@ -1,13 +1,13 @@
 // End to end: the built `omnitrain` command trains a tiny Qwen2 over 2 ranks (FSDP over Gloo),
 // checkpoints, resumes, plots and generates. Needs the package built (CI runs `pnpm -r build` first).
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveToPretrained } from '@omnitrain/models';
 import { loadForGeneration } from '@omnitrain/train';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const bin = fileURLToPath(new URL('../bin/omnitrain.js', import.meta.url));
 const corpus = fileURLToPath(new URL('../../../examples/data/tiny-shakespeare.jsonl', import.meta.url));
@@ -65,12 +65,23 @@ checkpoint:
   keep: 2
 `;
 
+const tmpDirs: string[] = [];
+afterAll(() => {
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh folder holding the tiny config (`cfg`) and the path of a run folder in it (`run`). */
+function tinyRun(name: string): { dir: string; cfg: string; run: string } {
+  const dir = mkdtempSync(join(tmpdir(), `omnitrain-${name}-`));
+  tmpDirs.push(dir);
+  const cfg = join(dir, 'tiny.yaml');
+  writeFileSync(cfg, CONFIG);
+  return { dir, cfg, run: join(dir, 'run') };
+}
+
 describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
   it('trains, checkpoints (dcp) every N keeping K, resumes exactly where an uninterrupted run would be (2 ranks, and 1), plots, generates', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'omnitrain-e2e-'));
-    const cfg = join(dir, 'tiny.yaml');
-    writeFileSync(cfg, CONFIG);
-    const run = join(dir, 'run');
+    const { dir, cfg, run } = tinyRun('e2e');
     // The schedule spans 10 steps; this run stops after 6 (as a preempted job would).
     const first = omnitrain([
       'train',
@@ -194,10 +205,7 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
   }, 90_000);
 
   it("exports Hugging Face weights from each rank's rows (bitwise a 1-process saveToPretrained); 2 ranks start from the folder like 1", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'omnitrain-hf-'));
-    const cfg = join(dir, 'tiny.yaml');
-    writeFileSync(cfg, CONFIG);
-    const run = join(dir, 'run');
+    const { dir, cfg, run } = tinyRun('hf');
     const r = omnitrain([
       'train',
       cfg,
@@ -246,10 +254,7 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
   }, 90_000);
 
   it('a NaN loss stops the run naming the step and the last good checkpoint; skip mode skips it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'omnitrain-nan-'));
-    const cfg = join(dir, 'tiny.yaml');
-    writeFileSync(cfg, CONFIG);
-    const run = join(dir, 'run');
+    const { dir, cfg, run } = tinyRun('nan');
     const r = omnitrain(['train', cfg, '--run.dir', run, '--parallel.strategy', 'none'], {
       OMNITRAIN_FAULT_NAN_STEP: '5',
     });
@@ -269,9 +274,7 @@ describe.skipIf(!built)('omnitrain train (2 ranks, FSDP over Gloo)', () => {
   }, 60_000);
 
   it('config errors and unknown plugins are reported before anything starts', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'omnitrain-bad-'));
-    const cfg = join(dir, 'tiny.yaml');
-    writeFileSync(cfg, CONFIG);
+    const { dir, cfg } = tinyRun('bad');
     const bad = omnitrain(['train', cfg, '--train.lr', 'abc']);
     expect(bad.code).toBe(2);
     expect(bad.err).toBe(`omnitrain train: command line: 'train.lr' is "abc"; allowed: a number > 0 and <= 10\n`);
