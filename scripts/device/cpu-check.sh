@@ -34,6 +34,7 @@ run_tests() { # name, env...
 }
 run_tests default
 run_tests packed OMNITRAIN_GEMM=packed
+run_tests bf16-auto OMNITRAIN_GEMM_BF16=auto
 if [ "${1:-}" != quick ]; then
   run_tests avx2-packed OMNITRAIN_GEMM=packed OMNITRAIN_GEMM_ISA=avx2
   run_tests 2-threads OMNITRAIN_NUM_THREADS=2

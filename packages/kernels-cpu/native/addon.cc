@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "kernels.h"
 #include "ops.h"
 #include "pool.h"
@@ -36,6 +37,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", ot::numThreads());
   o.Set("blas", "openblas");
   o.Set("gemm", ot::gemmImpl() == 1 ? std::string("packed ") + ot::packedGemmIsa() : std::string("openblas panels"));
+  o.Set("gemmBf16", ot::gemmBf16Isa());
+  Napi::Object runs = Napi::Object::New(info.Env());
+  runs.Set("hardware", ot::gemmBf16Runs(0));
+  runs.Set("emulated", ot::gemmBf16Runs(1));
+  o.Set("gemmBf16Runs", runs);
   return o;
 }
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -65,6 +71,25 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   for (long p = 0; p < batch; p++)
     ot::gemm(A + (long)oa[p], Bm + (long)ob[p], C + p * (long)M * N, M, N, K, ta, tb, beta);
   return info.Env().Undefined();
+}
+// gemmBf16(A: Uint16Array, B: Uint16Array, C: Float32Array, M, N, K, transA, transB, offA, offB, mode) -> boolean:
+// C[p] = op(A + offA[p]) op(B + offB[p]) in float32 for every batch entry p (offsets in elements, as gemm).
+// false: this mode has no kernel here (mode 0 without AVX-512 BF16) and nothing was written.
+Napi::Value GemmBf16(const Napi::CallbackInfo& info) {
+  const uint16_t* A = P<uint16_t>(info, 0);
+  const uint16_t* Bm = P<uint16_t>(info, 1);
+  float* C = P<float>(info, 2);
+  int M = (int)L(info, 3), N = (int)L(info, 4), K = (int)L(info, 5);
+  bool ta = B(info, 6), tb = B(info, 7);
+  const double* oa = P<double>(info, 8);
+  const double* ob = P<double>(info, 9);
+  long batch = info[8].As<Napi::TypedArray>().ElementLength();
+  int mode = (int)L(info, 10);
+  hugePageHint(C, sizeof(float) * (size_t)batch * M * N);
+  for (long p = 0; p < batch; p++)
+    if (!ot::gemmBf16(A + (long)oa[p], Bm + (long)ob[p], C + p * (long)M * N, M, N, K, ta, tb, mode))
+      return Napi::Boolean::New(info.Env(), false);
+  return Napi::Boolean::New(info.Env(), true);
 }
 Napi::Value RmsNormFwd(const Napi::CallbackInfo& info) {
   ot::rmsNormFwd(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), P<float>(info, 3), L(info, 4), (int)L(info, 5),
@@ -221,6 +246,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   FN("info", Info);
   FN("setThreads", SetThreads);
   FN("gemm", Gemm);
+  FN("gemmBf16", GemmBf16);
   FN("blasThreads", BlasThreads);
   FN("setGemmImpl", SetGemmImpl);
   FN("rmsNormFwd", RmsNormFwd);

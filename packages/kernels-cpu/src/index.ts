@@ -8,10 +8,13 @@ import { registerNativeKernels } from './kernels.js';
 export { KERNEL_PRIORITY, KERNEL_SOURCE, NATIVE_KERNELS, registerNativeKernels } from './kernels.js';
 export {
   fmaPeakGflops,
+  type GemmBf16Mode,
+  gemmBf16Mode,
   type NativeAddon,
   native,
   nativeStatus,
   nativeUnavailableReason,
+  setGemmBf16Mode,
   setNumThreads,
 } from './native.js';
 

@@ -12,7 +12,7 @@ import {
   type Registry,
   Tensor,
 } from '@omnitrain/core';
-import { type NativeAddon, native } from './native.js';
+import { gemmBf16Mode, type NativeAddon, native } from './native.js';
 
 /** `source` of every kernel this package registers. */
 export const KERNEL_SOURCE = '@omnitrain/kernels-cpu native';
@@ -42,8 +42,86 @@ function bf16Values(n: NativeAddon, t: Tensor): F32 {
   return out;
 }
 
-/** bfloat16 matmul: operands widened to float32, float32 accumulation (BLAS), rounded once to bfloat16. */
+let bf16Hardware: boolean | undefined;
+
+/**
+ * bfloat16 matmul on the packed bfloat16 GEMM (native/gemm_bf16.cc): the bfloat16 operands are packed directly
+ * (no widened copies), products accumulate in float32, the float32 result is rounded once to bfloat16. Batches
+ * and broadcasting as the float32 path. `null` when the kernel of `mode` is not available here.
+ */
+function matmulBf16Packed(
+  n: NativeAddon,
+  a: Tensor,
+  b: Tensor,
+  transA: boolean,
+  transB: boolean,
+  mode: 0 | 1,
+): Tensor | null {
+  const ar = a.ndim;
+  const br = b.ndim;
+  const M = a.shape[transA ? ar - 1 : ar - 2]!;
+  const K = a.shape[transA ? ar - 2 : ar - 1]!;
+  const N = b.shape[transB ? br - 2 : br - 1]!;
+  if (K !== b.shape[transB ? br - 1 : br - 2]) return null; // the reference throws the descriptive error
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const batch = broadcastShapes(batchA, batchB, 'matmul');
+  const y = Tensor.empty([...batch, M, N], 'bfloat16', 'cpu');
+  if (y.numel === 0) return y;
+  const o = empty(y.shape);
+  const A = a.raw() as Uint16Array;
+  const B = b.raw() as Uint16Array;
+  // B shared across a batch and A not transposed: one GEMM over all rows of A.
+  const fold = batchB.length === 0 && !transA && numelOf(batchA) > 1;
+  let ok = false;
+  try {
+    ok = fold
+      ? n.gemmBf16(
+          A,
+          B,
+          raw(o),
+          numelOf(batchA) * M,
+          N,
+          K,
+          false,
+          transB,
+          new Float64Array(1),
+          new Float64Array(1),
+          mode,
+        )
+      : n.gemmBf16(
+          A,
+          B,
+          raw(o),
+          M,
+          N,
+          K,
+          transA,
+          transB,
+          Float64Array.from(batchOffsets(batchA, batch, M * K)),
+          Float64Array.from(batchOffsets(batchB, batch, K * N)),
+          mode,
+        );
+    if (ok) n.castToBf16(raw(o), y.raw() as Uint16Array, o.numel);
+  } finally {
+    o.dispose();
+  }
+  if (ok) return y;
+  y.dispose();
+  return null;
+}
+
+/**
+ * bfloat16 matmul, float32 accumulation, rounded once to bfloat16: the AVX-512 BF16 GEMM where the CPU has it (or
+ * its emulation when forced, {@link gemmBf16Mode}), otherwise operands widened to float32 and the float32 GEMM.
+ */
 function matmulBf16(n: NativeAddon, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor | null {
+  const mode = gemmBf16Mode();
+  bf16Hardware ??= n.info().gemmBf16 === 'avx512-bf16';
+  if (mode === 1 || (mode === 0 && bf16Hardware)) {
+    const y = matmulBf16Packed(n, a, b, transA, transB, mode);
+    if (y) return y;
+  }
   const wa = Tensor.empty(a.shape, 'float32', 'cpu');
   const wb = Tensor.empty(b.shape, 'float32', 'cpu');
   try {

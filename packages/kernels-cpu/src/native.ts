@@ -10,7 +10,16 @@ type I32 = Int32Array;
 
 /** The functions exported by `omnitrain_kernels_cpu.node` (all float32, in place into given outputs). */
 export interface NativeAddon {
-  info(): { isa: string; threads: number; blas: string; gemm: string };
+  info(): {
+    isa: string;
+    threads: number;
+    blas: string;
+    gemm: string;
+    /** bfloat16 GEMM kernel this CPU can run: 'avx512-bf16' (vdpbf16ps) or 'none' (bf16 matmul widens to float32). */
+    gemmBf16: string;
+    /** GEMMs (one per batch entry) run so far by the vdpbf16ps kernel and by its scalar emulation. */
+    gemmBf16Runs: { hardware: number; emulated: number };
+  };
   setThreads(n: number): void;
   /** GEMM implementation: 0 = OpenBLAS panels on the pool (default), 1 = the packed SIMD GEMM (OMNITRAIN_GEMM=packed). */
   setGemmImpl(impl: 0 | 1): void;
@@ -27,6 +36,24 @@ export interface NativeAddon {
     offB: Float64Array,
     beta?: number,
   ): void;
+  /**
+   * C[p] = op(A + offA[p]) op(B + offB[p]) in float32 (overwritten) from bfloat16 bits, for each batch entry p.
+   * mode 0: the AVX-512 BF16 kernel; 1: its scalar emulation (same packing). Returns false, writing nothing,
+   * when the mode has no kernel on this CPU (0 without avx512bf16).
+   */
+  gemmBf16(
+    a: Uint16Array,
+    b: Uint16Array,
+    c: F32,
+    m: number,
+    n: number,
+    k: number,
+    ta: boolean,
+    tb: boolean,
+    offA: Float64Array,
+    offB: Float64Array,
+    mode: 0 | 1,
+  ): boolean;
   rmsNormFwd(x: F32, w: F32, y: F32, rstd: F32, rows: number, d: number, eps: number): void;
   rmsNormBwd(gy: F32, x: F32, w: F32, rstd: F32, gx: F32, gw: F32, rows: number, d: number): void;
   layerNormFwd(
@@ -200,6 +227,31 @@ export function setNumThreads(n: number): void {
   if (!a) throw new Error(`setNumThreads: backend unavailable: ${reason}`);
   if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
   a.setThreads(n);
+}
+
+/**
+ * bfloat16 matmul kernel: 0 = auto (the AVX-512 BF16 GEMM where the CPU has avx512bf16, else operands widened to
+ * float32 and the float32 GEMM), 1 = force the scalar emulation of the AVX-512 BF16 kernel (same packing and loops,
+ * any x86-64; slow, for tests), 2 = off (always widen). Set by `OMNITRAIN_GEMM_BF16` (`auto`, `emulate`, `off`).
+ * The default is `off`: the vdpbf16ps kernel is tested bit for bit against its emulation, but has not yet run on a
+ * CPU with AVX-512 BF16, so it stays opt-in until `scripts/device/cpu-check.sh` has run it on one.
+ */
+export type GemmBf16Mode = 0 | 1 | 2;
+let bf16Mode: GemmBf16Mode | undefined;
+
+/** The current {@link GemmBf16Mode} (first call reads `OMNITRAIN_GEMM_BF16`). */
+export function gemmBf16Mode(): GemmBf16Mode {
+  if (bf16Mode === undefined) {
+    const e = process.env.OMNITRAIN_GEMM_BF16;
+    bf16Mode = e === 'auto' ? 0 : e === 'emulate' ? 1 : 2;
+  }
+  return bf16Mode;
+}
+
+/** Select the bfloat16 matmul kernel (see {@link GemmBf16Mode}); overrides `OMNITRAIN_GEMM_BF16`. */
+export function setGemmBf16Mode(mode: GemmBf16Mode): void {
+  if (mode !== 0 && mode !== 1 && mode !== 2) throw new Error(`setGemmBf16Mode: expected 0, 1 or 2, got ${mode}`);
+  bf16Mode = mode;
 }
 
 /** Measured fp32 FMA peak (GFLOP/s) of `threads` cores for `seconds` (SIMD microbenchmark). */
