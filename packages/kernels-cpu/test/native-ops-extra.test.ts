@@ -130,13 +130,22 @@ for (const [name, shape, attrs] of LSE) {
   }
 }
 const inf = Number.POSITIVE_INFINITY;
+// Rows and columns with +inf, NaN, every value -inf, and large finite values.
 const specials = [1, 2, 3, -inf, -inf, -inf, 5, inf, 0, Number.NaN, 7, inf, 88, -inf, 100, -100];
+const allNegInf = [-inf, -inf, -inf, -inf, 2, 3, -inf, -inf, -inf];
 for (const dims of [[1], [0]]) {
   close.push({
     op: 'logsumexp',
     name: `non-finite rows/columns dims ${dims}`,
     dtype: F,
     inputs: () => [tensor(specials, { shape: [4, 4] })],
+    attrs: { dims },
+  });
+  close.push({
+    op: 'logsumexp',
+    name: `all -inf row/column dims ${dims}`,
+    dtype: F,
+    inputs: () => [tensor(allNegInf, { shape: [3, 3] })],
     attrs: { dims },
   });
 }
