@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <string>
+#include <vector>
 
 #include "gemm.h"
 #include "gemm_bf16.h"
@@ -204,6 +205,38 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
              L(info, 6));
   return info.Env().Undefined();
 }
+// A Float64Array of integers as longs (shapes, strides).
+std::vector<long> Longs(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Float64Array a = info[i].As<Napi::Float64Array>();
+  std::vector<long> v(a.ElementLength());
+  for (size_t k = 0; k < v.size(); k++) v[k] = (long)a[k];
+  return v;
+}
+// binaryBroadcast(op, a, b, y, shape, strideA, strideB)  (Float64Array shape/strides, element units)
+Napi::Value BinaryBroadcast(const Napi::CallbackInfo& info) {
+  std::vector<long> shape = Longs(info, 4), sa = Longs(info, 5), sb = Longs(info, 6);
+  ot::binaryBroadcast((int)L(info, 0), P<float>(info, 1), sa.data(), P<float>(info, 2), sb.data(), P<void>(info, 3),
+                      shape.data(), (int)shape.size());
+  return info.Env().Undefined();
+}
+// whereBroadcast(cond, a, b, y, shape, strideC, strideA, strideB)
+Napi::Value WhereBroadcast(const Napi::CallbackInfo& info) {
+  std::vector<long> shape = Longs(info, 4), sc = Longs(info, 5), sa = Longs(info, 6), sb = Longs(info, 7);
+  ot::whereBroadcast(P<uint8_t>(info, 0), sc.data(), P<uint32_t>(info, 1), sa.data(), P<uint32_t>(info, 2), sb.data(),
+                     P<uint32_t>(info, 3), shape.data(), (int)shape.size());
+  return info.Env().Undefined();
+}
+// softmaxBackward(g, y, dx, outer, size, inner, log)
+Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
+  ot::softmaxBackward(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3), L(info, 4), L(info, 5),
+                      B(info, 6));
+  return info.Env().Undefined();
+}
+// logsumexp(x, out, outer, red, inner)
+Napi::Value Logsumexp(const Napi::CallbackInfo& info) {
+  ot::logsumexp(P<float>(info, 0), P<float>(info, 1), L(info, 2), L(info, 3), L(info, 4));
+  return info.Env().Undefined();
+}
 Napi::Value CastToF16(const Napi::CallbackInfo& info) {
   ot::castF32ToF16(P<float>(info, 0), P<uint16_t>(info, 1), L(info, 2));
   return info.Env().Undefined();
@@ -274,6 +307,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   FN("unary", Unary);
   FN("unaryBackward", UnaryBackward);
   FN("reduce", Reduce);
+  FN("binaryBroadcast", BinaryBroadcast);
+  FN("whereBroadcast", WhereBroadcast);
+  FN("softmaxBackward", SoftmaxBackward);
+  FN("logsumexp", Logsumexp);
   FN("castToF16", CastToF16);
   FN("castFromF16", CastFromF16);
   FN("castF64ToF32", CastF64ToF32);

@@ -264,6 +264,10 @@ OT_CLONES void fromHalfRange(const uint16_t* x, float* y, long n) {
 
 }  // namespace
 
+void binaryRow(int op, const float* a, int sa, const float* b, int sb, void* y, long n) {
+  binDispatch(op, a, sa, b, sb, y, n);
+}
+
 void binary(int op, const float* a, long aLen, const float* b, long bLen, void* y, long n, long inner) {
   // aLen/bLen: n (full), inner (one row repeated) or 1 (scalar).
   const bool cmp = op >= CMP_EQ;

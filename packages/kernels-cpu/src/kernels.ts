@@ -661,21 +661,106 @@ const binary =
     if (total === 0) return null;
     const aLen = operandLength(shapeOf(a), out, total);
     const bLen = operandLength(shapeOf(b), out, total);
-    if (aLen === null || bLen === null) return null;
-    const inner = aLen !== total && aLen !== 1 ? aLen : bLen !== total && bLen !== 1 ? bLen : total;
-    if ((aLen !== total && aLen !== 1 && aLen !== inner) || (bLen !== total && bLen !== 1 && bLen !== inner))
-      return null;
+    // Full, trailing-row and scalar operands: the row kernel; any other broadcast: the stride walk.
+    const isRow = (len: number | null): len is number => len !== null && len !== total && len !== 1;
+    const inner = isRow(aLen) ? aLen : isRow(bLen) ? bLen : total;
+    const fits = (len: number | null) => len === total || len === 1 || len === inner;
+    const simple = fits(aLen) && fits(bLen);
+    const plan = simple ? null : broadcastPlan([shapeOf(a), shapeOf(b)], out);
+    if (!simple && !plan) return null;
     const vals = (x: Tensor | number) =>
       typeof x === 'number' ? Float32Array.of(roundTo(x, dt)) : valuesF32(n, x as Tensor);
     const av = vals(a);
     const bv = vals(b);
+    const run = (y: F32 | Uint8Array) =>
+      plan
+        ? n.binaryBroadcast(code, av, bv, y, plan.shape, plan.strides[0]!, plan.strides[1]!)
+        : n.binary(code, av, aLen!, bv, bLen!, y, total, inner);
     if (code >= BINARY_OPS.eq!) {
       const y = Tensor.empty(out, 'bool', 'cpu');
-      n.binary(code, av, aLen, bv, bLen, y.raw() as Uint8Array, total, inner);
+      run(y.raw() as Uint8Array);
       return y;
     }
-    return fromF32(n, out, dt, (y) => n.binary(code, av, aLen, bv, bLen, y, total, inner));
+    return fromF32(n, out, dt, run);
   };
+
+/** Most dims the native stride walk takes (after collapsing). */
+const MAX_BROADCAST_DIMS = 16;
+
+/**
+ * The native stride walk for operands of `shapes` broadcast to `out`: output dims of size 1 dropped, neighbours
+ * merged where every operand is contiguous across them, and each operand's element strides (0 = broadcast).
+ */
+function broadcastPlan(
+  shapes: readonly (readonly number[])[],
+  out: readonly number[],
+): { shape: Float64Array; strides: Float64Array[] } | null {
+  const full = shapes.map((s) => {
+    const st = new Array<number>(out.length).fill(0);
+    let acc = 1;
+    for (let i = s.length - 1; i >= 0; i--) {
+      st[out.length - s.length + i] = s[i] === 1 ? 0 : acc;
+      acc *= s[i]!;
+    }
+    return st;
+  });
+  const dims: number[] = [];
+  const strides: number[][] = shapes.map(() => []);
+  for (let d = 0; d < out.length; d++) {
+    if (out[d] === 1) continue;
+    const p = dims.length - 1;
+    if (p >= 0 && full.every((st, k) => strides[k]![p] === st[d]! * out[d]!)) {
+      dims[p]! *= out[d]!;
+      for (let k = 0; k < full.length; k++) strides[k]![p] = full[k]![d]!;
+      continue;
+    }
+    dims.push(out[d]!);
+    for (let k = 0; k < full.length; k++) strides[k]!.push(full[k]![d]!);
+  }
+  if (dims.length > MAX_BROADCAST_DIMS) return null;
+  return { shape: Float64Array.from(dims), strides: strides.map((st) => Float64Array.from(st)) };
+}
+
+/** where(cond, a, b) with broadcasting; a and b float32 (the buffers themselves) or bfloat16 (widened). */
+const where: NativeKernel = (n, [c, a, b], attrs) => {
+  if (c?.dtype !== 'bool' || !floatLike(a) || !floatLike(b) || a.dtype !== b.dtype) return null;
+  if (attrs.dtype && attrs.dtype !== a.dtype) return null;
+  const out = broadcastShapes(broadcastShapes(c.shape, a.shape, 'where'), b.shape, 'where');
+  if (numelOf(out) === 0) return null;
+  const plan = broadcastPlan([c.shape, a.shape, b.shape], out);
+  if (!plan) return null;
+  const av = valuesF32(n, a);
+  const bv = valuesF32(n, b);
+  const cv = c.raw() as Uint8Array;
+  const [sc, sa, sb] = plan.strides as [Float64Array, Float64Array, Float64Array];
+  return fromF32(n, out, a.dtype, (y) => n.whereBroadcast(cv, av, bv, y, plan.shape, sc, sa, sb));
+};
+
+/** softmaxBackward / logSoftmaxBackward ([grad, output], { dim }) along any dim. */
+const softmaxBackward =
+  (log: boolean): NativeKernel =>
+  (n, [g, y], { dim, dtype }) => {
+    if (!floatLike(g) || !floatLike(y) || g.dtype !== y.dtype || (dtype && dtype !== y.dtype)) return null;
+    if (y.ndim === 0 || g.ndim !== y.ndim || g.shape.some((s, i) => s !== y.shape[i])) return null;
+    if (!Number.isInteger(dim) || dim < 0 || dim >= y.ndim || y.numel === 0) return null;
+    const size = y.shape[dim]!;
+    const inner = numelOf(y.shape.slice(dim + 1));
+    const outer = y.numel / (size * inner);
+    const gv = valuesF32(n, g);
+    const yv = valuesF32(n, y);
+    return fromF32(n, y.shape, y.dtype, (dx) => n.softmaxBackward(gv, yv, dx, outer, size, inner, log));
+  };
+
+/** logsumexp over one contiguous run of dims. */
+const logsumexp: NativeKernel = (n, [x], { dims, keepdim = false, dtype }) => {
+  if (!floatLike(x) || (dtype && dtype !== x.dtype)) return null;
+  const run = contiguousRun(x.shape, dims);
+  if (!run || run[1] === 0 || run[0] * run[2] === 0) return null;
+  const set = new Set<number>(dims ?? x.shape.map((_: number, i: number) => i));
+  const shape = keepdim ? x.shape.map((s, i) => (set.has(i) ? 1 : s)) : x.shape.filter((_, i) => !set.has(i));
+  const xv = valuesF32(n, x);
+  return fromF32(n, shape, x.dtype, (y) => n.logsumexp(xv, y, run[0], run[1], run[2]));
+};
 
 const UNARY_OPS: Readonly<Record<string, number>> = {
   neg: 0,
@@ -821,6 +906,10 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   attentionBackward,
   softmax: softmax(false),
   logSoftmax: softmax(true),
+  softmaxBackward: softmaxBackward(false),
+  logSoftmaxBackward: softmaxBackward(true),
+  logsumexp,
+  where,
   cast,
   ...Object.fromEntries(Object.keys(BINARY_OPS).map((op) => [op, binary(op)])),
   ...Object.fromEntries(Object.keys(UNARY_OPS).map((op) => [op, unary(op)])),

@@ -138,6 +138,31 @@ export interface NativeAddon {
   unaryBackward(op: number, g: F32, t: F32, y: F32, n: number): void;
   /** x as [outer, red, inner] -> [outer, inner]; idx (max/min) may be null for sum/mean. */
   reduce(op: number, x: F32, out: F32, idx: I32 | null, outer: number, red: number, inner: number): void;
+  /** y over `shape` = a op b, each operand read at its element strides (0 = broadcast; last dim 0 or 1). */
+  binaryBroadcast(
+    op: number,
+    a: F32,
+    b: F32,
+    y: F32 | Uint8Array,
+    shape: Float64Array,
+    strideA: Float64Array,
+    strideB: Float64Array,
+  ): void;
+  /** y over `shape` = cond ? a : b (32-bit elements), operands at their strides as in binaryBroadcast. */
+  whereBroadcast(
+    cond: Uint8Array,
+    a: F32,
+    b: F32,
+    y: F32,
+    shape: Float64Array,
+    strideC: Float64Array,
+    strideA: Float64Array,
+    strideB: Float64Array,
+  ): void;
+  /** g, y as [outer, size, inner]: dx = y * (g - sum(g * y)), or g - exp(y) * sum(g) when `log`. */
+  softmaxBackward(g: F32, y: F32, dx: F32, outer: number, size: number, inner: number, log: boolean): void;
+  /** x as [outer, red, inner] -> out [outer, inner] = log(sum(exp(x))) (max-subtracted). */
+  logsumexp(x: F32, out: F32, outer: number, red: number, inner: number): void;
   castToF16(x: F32, y: Uint16Array, n: number): void;
   castFromF16(x: Uint16Array, y: F32, n: number): void;
   castF64ToF32(x: Float64Array, y: F32, n: number): void;
