@@ -42,6 +42,47 @@ function bf16Values(n: NativeAddon, t: Tensor): F32 {
   return out;
 }
 
+/**
+ * How one matmul maps onto batched GEMM calls: sizes, the broadcast batch shape, and per batch entry the element
+ * offsets of A and B. When B is shared across the batch and A is not transposed, the batch folds into one GEMM
+ * over all rows of A. `null` when K disagrees (the reference then throws the descriptive error).
+ */
+interface GemmPlan {
+  outShape: number[];
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  offA: Float64Array;
+  offB: Float64Array;
+}
+
+function gemmPlan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): GemmPlan | null {
+  const ar = a.ndim;
+  const br = b.ndim;
+  const M = a.shape[transA ? ar - 1 : ar - 2]!;
+  const K = a.shape[transA ? ar - 2 : ar - 1]!;
+  const N = b.shape[transB ? br - 2 : br - 1]!;
+  if (K !== b.shape[transB ? br - 1 : br - 2]) return null;
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const batch = broadcastShapes(batchA, batchB, 'matmul');
+  const outShape = [...batch, M, N];
+  if (batchB.length === 0 && !transA && numelOf(batchA) > 1) {
+    const one = new Float64Array(1);
+    return { outShape, m: numelOf(batchA) * M, n: N, k: K, transA: false, offA: one, offB: one };
+  }
+  return {
+    outShape,
+    m: M,
+    n: N,
+    k: K,
+    transA,
+    offA: Float64Array.from(batchOffsets(batchA, batch, M * K)),
+    offB: Float64Array.from(batchOffsets(batchB, batch, K * N)),
+  };
+}
+
 let bf16Hardware: boolean | undefined;
 
 /**
@@ -57,51 +98,27 @@ function matmulBf16Packed(
   transB: boolean,
   mode: 0 | 1,
 ): Tensor | null {
-  const ar = a.ndim;
-  const br = b.ndim;
-  const M = a.shape[transA ? ar - 1 : ar - 2]!;
-  const K = a.shape[transA ? ar - 2 : ar - 1]!;
-  const N = b.shape[transB ? br - 2 : br - 1]!;
-  if (K !== b.shape[transB ? br - 1 : br - 2]) return null; // the reference throws the descriptive error
-  const batchA = a.shape.slice(0, -2);
-  const batchB = b.shape.slice(0, -2);
-  const batch = broadcastShapes(batchA, batchB, 'matmul');
-  const y = Tensor.empty([...batch, M, N], 'bfloat16', 'cpu');
+  const plan = gemmPlan(a, b, transA, transB);
+  if (!plan) return null;
+  const y = Tensor.empty(plan.outShape, 'bfloat16', 'cpu');
   if (y.numel === 0) return y;
   const o = empty(y.shape);
-  const A = a.raw() as Uint16Array;
-  const B = b.raw() as Uint16Array;
-  // B shared across a batch and A not transposed: one GEMM over all rows of A.
-  const fold = batchB.length === 0 && !transA && numelOf(batchA) > 1;
   let ok = false;
   try {
-    ok = fold
-      ? n.gemmBf16(
-          A,
-          B,
-          raw(o),
-          numelOf(batchA) * M,
-          N,
-          K,
-          false,
-          transB,
-          new Float64Array(1),
-          new Float64Array(1),
-          mode,
-        )
-      : n.gemmBf16(
-          A,
-          B,
-          raw(o),
-          M,
-          N,
-          K,
-          transA,
-          transB,
-          Float64Array.from(batchOffsets(batchA, batch, M * K)),
-          Float64Array.from(batchOffsets(batchB, batch, K * N)),
-          mode,
-        );
+    const { m, n: cols, k, offA, offB } = plan;
+    ok = n.gemmBf16(
+      a.raw() as Uint16Array,
+      b.raw() as Uint16Array,
+      raw(o),
+      m,
+      cols,
+      k,
+      plan.transA,
+      transB,
+      offA,
+      offB,
+      mode,
+    );
     if (ok) n.castToBf16(raw(o), y.raw() as Uint16Array, o.numel);
   } finally {
     o.dispose();
@@ -112,8 +129,9 @@ function matmulBf16Packed(
 }
 
 /**
- * bfloat16 matmul, float32 accumulation, rounded once to bfloat16: the AVX-512 BF16 GEMM where the CPU has it (or
- * its emulation when forced, {@link gemmBf16Mode}), otherwise operands widened to float32 and the float32 GEMM.
+ * bfloat16 matmul, float32 accumulation, rounded once to bfloat16: the AVX-512 BF16 GEMM where the CPU has it and
+ * it is switched on (or its emulation when forced, {@link gemmBf16Mode}), otherwise operands widened to float32 and
+ * the float32 GEMM.
  */
 function matmulBf16(n: NativeAddon, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor | null {
   const mode = gemmBf16Mode();
@@ -144,36 +162,11 @@ const matmul: NativeKernel = (n, [a, b], { transA = false, transB = false }) => 
     return matmulBf16(n, a, b, transA, transB);
   }
   if (!f32(a) || !f32(b) || a.ndim < 2 || b.ndim < 2) return null;
-  const ar = a.ndim;
-  const br = b.ndim;
-  const M = a.shape[transA ? ar - 1 : ar - 2]!;
-  const K = a.shape[transA ? ar - 2 : ar - 1]!;
-  const Kb = b.shape[transB ? br - 1 : br - 2]!;
-  const N = b.shape[transB ? br - 2 : br - 1]!;
-  if (K !== Kb) return null; // the reference throws the descriptive error
-  const batchA = a.shape.slice(0, -2);
-  const batchB = b.shape.slice(0, -2);
-  const batch = broadcastShapes(batchA, batchB, 'matmul');
-  const out = empty([...batch, M, N]);
+  const plan = gemmPlan(a, b, transA, transB);
+  if (!plan) return null;
+  const out = empty(plan.outShape);
   if (out.numel === 0) return out;
-  // B shared across a batch and not transposed-A: one GEMM over all rows of A.
-  if (batchB.length === 0 && !transA && numelOf(batchA) > 1) {
-    const rows = numelOf(batchA) * M;
-    n.gemm(raw(a), raw(b), raw(out), rows, N, K, false, transB, new Float64Array(1), new Float64Array(1));
-    return out;
-  }
-  n.gemm(
-    raw(a),
-    raw(b),
-    raw(out),
-    M,
-    N,
-    K,
-    transA,
-    transB,
-    Float64Array.from(batchOffsets(batchA, batch, M * K)),
-    Float64Array.from(batchOffsets(batchB, batch, K * N)),
-  );
+  n.gemm(raw(a), raw(b), raw(out), plan.m, plan.n, plan.k, plan.transA, transB, plan.offA, plan.offB);
   return out;
 };
 
