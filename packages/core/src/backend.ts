@@ -23,8 +23,11 @@ export interface MemoryStats {
 export interface Backend {
   /** Backend name, e.g. `cpu`, `cuda`, `meta`. */
   readonly name: string;
-  /** Allocate `byteLength` bytes for elements of `dtype`, zero-filled on CPU. */
-  allocate(byteLength: number, dtype: DType, deviceIndex: number): Storage;
+  /**
+   * Allocate `byteLength` bytes for elements of `dtype`, zero-filled on CPU unless `zeroFill` is false: then the
+   * contents are unspecified (a reused buffer keeps a freed tensor's bytes), for kernels that write every element.
+   */
+  allocate(byteLength: number, dtype: DType, deviceIndex: number, zeroFill?: boolean): Storage;
   /** Return a storage's memory (called by `Storage.release`). */
   free(storage: Storage): void;
   /** Copy bytes out to host memory. */

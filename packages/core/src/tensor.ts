@@ -62,13 +62,25 @@ export class Tensor {
     trackTensor(this);
   }
 
-  /** Allocate an uninitialised (zeroed on CPU) tensor. */
+  /** Allocate a tensor, zero-filled on CPU (see {@link Tensor.uninitialized} for outputs written whole). */
   static empty(shape: readonly number[], dtype: DType = 'float32', device: string = 'cpu'): Tensor {
+    return Tensor.allocate(shape, dtype, device, true);
+  }
+
+  /**
+   * A tensor whose contents are unspecified (like `torch.empty`): on CPU a reused cached buffer keeps the bytes of
+   * a freed tensor. Only for kernels that write every element of their output; everything else uses `empty`.
+   */
+  static uninitialized(shape: readonly number[], dtype: DType = 'float32', device: string = 'cpu'): Tensor {
+    return Tensor.allocate(shape, dtype, device, false);
+  }
+
+  private static allocate(shape: readonly number[], dtype: DType, device: string, zeroFill: boolean): Tensor {
     const dev = normalizeDevice(device);
     const backend = getRegistry().backend(dev);
     const bytes = numelOf(shape) * itemSize(dtype);
     const index = dev.startsWith('cuda:') ? Number(dev.slice(5)) : 0;
-    return new Tensor(backend.allocate(bytes, dtype, index), [...shape], dtype, dev);
+    return new Tensor(backend.allocate(bytes, dtype, index, zeroFill), [...shape], dtype, dev);
   }
 
   /** Number of elements. */

@@ -57,6 +57,33 @@ describe('cpu caching allocator', () => {
     expect(b.stats().cachedBytes).toBe(300 * KiB + 400 * KiB);
   });
 
+  it('zeroFill false (Tensor.uninitialized) hands a reused buffer back as it was; empty still zero-fills', () => {
+    const b = new CpuBackend(64 * MiB);
+    const s1 = b.allocate(300 * KiB);
+    const buf = bufferOf(s1);
+    new Float32Array(buf).fill(7);
+    s1.release();
+    const s2 = b.allocate(300 * KiB, 'float32', 0, false);
+    expect(bufferOf(s2)).toBe(buf);
+    expect(new Float32Array(bufferOf(s2), 0, (300 * KiB) / 4).every((v) => v === 7)).toBe(true);
+    expect(b.stats()).toMatchObject({ liveBytes: 300 * KiB, liveStorages: 1, cachedBytes: 0 });
+    s2.release();
+    const s3 = b.allocate(300 * KiB, 'float32', 0);
+    expect(bufferOf(s3)).toBe(buf);
+    expect(new Float32Array(bufferOf(s3)).every((v) => v === 0)).toBe(true);
+    s3.release();
+    // Through Tensor (default backend): same buffer class, old bytes kept by uninitialized only.
+    const t1 = Tensor.empty([200, 300]);
+    (t1.raw() as Float32Array).fill(3);
+    t1.dispose();
+    const t2 = Tensor.uninitialized([200, 300]);
+    expect((t2.raw() as Float32Array)[123]).toBe(3);
+    t2.dispose();
+    const t3 = Tensor.empty([200, 300]);
+    expect((t3.raw() as Float32Array).every((v) => v === 0)).toBe(true);
+    t3.dispose();
+  });
+
   it('a freed storage no longer reaches its buffer: stale access throws instead of aliasing', () => {
     const b = new CpuBackend(64 * MiB);
     const s = b.allocate(256 * KiB);

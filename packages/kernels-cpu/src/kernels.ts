@@ -27,6 +27,8 @@ const i32 = (t: Tensor | undefined): t is Tensor => t !== undefined && t.dtype =
 const raw = (t: Tensor) => t.raw() as F32;
 const ints = (t: Tensor) => t.raw() as Int32Array;
 const empty = (shape: readonly number[]) => Tensor.empty(shape, 'float32', 'cpu');
+/** A float32 output the kernel writes whole (GEMM with beta 0): no zero-fill of a reused buffer. */
+const uninitialized = (shape: readonly number[]) => Tensor.uninitialized(shape, 'float32', 'cpu');
 
 /** The best kernel for `op` on cpu below ours (core's reference): never one of ours or a wrapper above. */
 function fallback(r: Registry, op: string): Kernel {
@@ -102,7 +104,7 @@ function matmulBf16Packed(
   if (!plan) return null;
   const y = Tensor.empty(plan.outShape, 'bfloat16', 'cpu');
   if (y.numel === 0) return y;
-  const o = empty(y.shape);
+  const o = uninitialized(y.shape);
   let ok = false;
   try {
     const { m, n: cols, k, offA, offB } = plan;
@@ -164,7 +166,7 @@ const matmul: NativeKernel = (n, [a, b], { transA = false, transB = false }) => 
   if (!f32(a) || !f32(b) || a.ndim < 2 || b.ndim < 2) return null;
   const plan = gemmPlan(a, b, transA, transB);
   if (!plan) return null;
-  const out = empty(plan.outShape);
+  const out = uninitialized(plan.outShape);
   if (out.numel === 0) return out;
   n.gemm(raw(a), raw(b), raw(out), plan.m, plan.n, plan.k, plan.transA, transB, plan.offA, plan.offB);
   return out;

@@ -1,7 +1,7 @@
 // The native elementwise, reduction, cast and GEMM kernels against core's reference kernels, on cases the core
 // conformance suite does not reach natively: trailing-row broadcasts, last-dim/prefix reductions, bfloat16,
 // float16 special values, sizes large enough for the threaded paths, every transA/transB GEMM form, beta.
-import { createRegistry, type DType, type Tensor, tensor } from '@omnitrain/core';
+import { createRegistry, type DType, Tensor, tensor } from '@omnitrain/core';
 import { type CaseRandom, type ConformanceCase, referenceKernelIn, runConformance } from '@omnitrain/core/testing';
 import { NATIVE_KERNELS, native, plugin } from '@omnitrain/kernels-cpu';
 import { describe, expect, it } from 'vitest';
@@ -255,6 +255,49 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
     } finally {
       n.setGemmImpl(0);
     }
+  });
+
+  it.skipIf(skip)('matmul outputs are not zero-filled first, yet every element is written (NaN-poisoned reuse)', () => {
+    // The output comes from Tensor.uninitialized: a reused cached buffer keeps old bytes. Poison the buffer class
+    // the outputs will reuse with NaN, then check each GEMM form (both implementations, K = 0 too) overwrites all.
+    const n = native()!;
+    const shapes: [number, number, number][] = [
+      [200, 330, 70],
+      [200, 330, 0],
+      [3, 200, 330],
+    ];
+    for (const impl of [0, 1] as const) {
+      n.setGemmImpl(impl);
+      for (const [M, N, K] of shapes) {
+        for (const [ta, tb] of [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ] as const) {
+          const poison = Tensor.empty([M, N]);
+          (poison.raw() as Float32Array).fill(Number.NaN);
+          poison.dispose();
+          const at = tensor(
+            Float32Array.from({ length: M * K }, (_, i) => Math.sin(i)),
+            { shape: ta ? [K, M] : [M, K] },
+          );
+          const bt = tensor(
+            Float32Array.from({ length: K * N }, (_, i) => Math.cos(i)),
+            { shape: tb ? [N, K] : [K, N] },
+          );
+          const got = NATIVE_KERNELS.matmul!(n, [at, bt], { transA: ta, transB: tb }) as Tensor;
+          const want = referenceKernelIn(registry, 'matmul')([at, bt], { transA: ta, transB: tb }) as Tensor;
+          const g = got.raw() as Float32Array;
+          const w = want.raw() as Float32Array;
+          let err = 0;
+          for (let i = 0; i < g.length; i++) err = Math.max(err, Math.abs(g[i]! - w[i]!));
+          expect(err, `impl ${impl} ${M}x${N}x${K} ta ${ta} tb ${tb}`).toBeLessThan(1e-3);
+          for (const t of [at, bt, got, want]) t.dispose();
+        }
+      }
+    }
+    n.setGemmImpl(0);
   });
 
   it.skipIf(skip)('GEMM accumulates into C with beta (as fused cross-entropy backward does)', () => {

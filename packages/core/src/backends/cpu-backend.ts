@@ -1,4 +1,5 @@
 import { type Backend, MemoryCounters, type MemoryStats } from '../backend.js';
+import type { DType } from '../dtype.js';
 import { Storage } from '../storage.js';
 
 /** Buffers below this many bytes are not cached: `new ArrayBuffer` is cheap there. */
@@ -37,7 +38,7 @@ export function cpuAllocationSize(byteLength: number): number {
  * Caching allocator (like PyTorch's): a freed buffer of at least {@link CPU_CACHE_MIN_BYTES}
  * goes to a free list keyed by its rounded size ({@link cpuAllocationSize}) instead of waiting for
  * V8's garbage collector; `allocate` of that size takes the most recently freed one and zero-fills
- * it (a memset of warm memory is ~5-10x cheaper than the page faults of a fresh buffer). The cache
+ * it unless asked not to (a memset of warm memory is ~5-10x cheaper than the page faults of a fresh buffer). The cache
  * holds at most {@link CpuBackend.cacheLimit} bytes (oldest evicted first); `emptyCache()` drops
  * it. A freed `Storage` no longer reaches its buffer (`storage.handle` throws), but typed arrays
  * taken earlier with `raw()` do: they are valid only until their tensor is disposed.
@@ -80,7 +81,7 @@ export class CpuBackend implements Backend {
     this.trim(0);
   }
 
-  allocate(byteLength: number): Storage {
+  allocate(byteLength: number, _dtype?: DType, _deviceIndex?: number, zeroFill = true): Storage {
     const capacity = cpuAllocationSize(byteLength);
     let buffer: ArrayBuffer | undefined;
     if (capacity >= CPU_CACHE_MIN_BYTES) {
@@ -90,8 +91,9 @@ export class CpuBackend implements Backend {
         if (bin!.length === 0) this.bins.delete(capacity);
         this.lru.delete(buffer);
         this.cached -= capacity;
-        // Zero only what a view can reach: the storage's bytes (8-aligned).
-        new Uint8Array(buffer, 0, Math.min(capacity, Math.ceil(byteLength / 8) * 8)).fill(0);
+        // Zero only what a view can reach: the storage's bytes (8-aligned). Skipped for outputs a kernel
+        // overwrites whole (a GEMM with beta 0 already clears C itself: a second pass costs ~3-5% of 1024^3).
+        if (zeroFill) new Uint8Array(buffer, 0, Math.min(capacity, Math.ceil(byteLength / 8) * 8)).fill(0);
       } else if (this.limit > 0) {
         buffer = new ArrayBuffer(capacity);
         this.owned.add(buffer);
