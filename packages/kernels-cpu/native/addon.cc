@@ -123,7 +123,7 @@ Napi::Value SwigluBwd(const Napi::CallbackInfo& info) {
 }
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   ot::rope(P<float>(info, 0), P<int32_t>(info, 1), P<float>(info, 2), P<float>(info, 3), L(info, 4), (int)L(info, 5),
-           (int)L(info, 6), (float)D(info, 7));
+           (int)L(info, 6), (float)D(info, 7), info.Length() > 8 && B(info, 8));
   return info.Env().Undefined();
 }
 Napi::Value Add(const Napi::CallbackInfo& info) {

@@ -246,7 +246,16 @@ OT_CLONES static void ropeRow(const float* x, float* y, const float* c, const fl
     }
   }
 }
-void rope(const float* x, const int32_t* pos, const float* invFreq, float* y, long rows, int h, int d, float sign) {
+// A finite float rounded to the nearest bfloat16 (ties to even), as a float.
+static inline float roundToBf16(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  b = ((b + 0x7fffu + ((b >> 16) & 1u)) >> 16) << 16;
+  std::memcpy(&v, &b, 4);
+  return v;
+}
+void rope(const float* x, const int32_t* pos, const float* invFreq, float* y, long rows, int h, int d, float sign,
+          bool cosSinBf16) {
   int half = d / 2;
   chunked(rows, 8, [&](long a, long b) {
     std::vector<float> c(half), s(half);
@@ -254,8 +263,13 @@ void rope(const float* x, const int32_t* pos, const float* invFreq, float* y, lo
       float p = (float)pos[r];
       for (int j = 0; j < half; j++) {
         float ang = p * invFreq[j];
-        c[j] = std::cos(ang);
-        s[j] = sign * std::sin(ang);
+        float cv = std::cos(ang), sv = std::sin(ang);
+        if (cosSinBf16) {
+          cv = roundToBf16(cv);
+          sv = roundToBf16(sv);
+        }
+        c[j] = cv;
+        s[j] = sign * sv;
       }
       ropeRow(x + r * h * d, y + r * h * d, c.data(), s.data(), h, d);
     }

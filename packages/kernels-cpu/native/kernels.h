@@ -16,7 +16,9 @@ void layerNormBwd(const float* gy, const float* x, const float* mean, const floa
                   float* gw, float* gb, long rows, int d);
 void swigluFwd(const float* g, const float* u, float* y, long n);
 void swigluBwd(const float* dy, const float* g, const float* u, float* gg, float* gu, long n);
-void rope(const float* x, const int32_t* pos, const float* invFreq, float* y, long rows, int h, int d, float sign);
+// cosSinBf16: cos and sin rounded to bfloat16 before use (Hugging Face's cos.to(x.dtype) for bfloat16 x).
+void rope(const float* x, const int32_t* pos, const float* invFreq, float* y, long rows, int h, int d, float sign,
+          bool cosSinBf16);
 void add(const float* a, const float* b, float* y, long n);
 void addInplace(float* d, const float* s, float alpha, long n, bool scalarSrc);
 void mulInplace(float* d, float v, long n);

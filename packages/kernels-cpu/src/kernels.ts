@@ -9,9 +9,11 @@ import {
   floatToBFloat16Bits,
   type Kernel,
   numelOf,
+  promoteTypes,
   type Registry,
   Tensor,
 } from '@omnitrain/core';
+import { type NativeKernel, narrowToBf16, widenBf16, withBf16 } from './bf16.js';
 import { gemmBf16Mode, type NativeAddon, native } from './native.js';
 
 /** `source` of every kernel this package registers. */
@@ -20,7 +22,6 @@ export const KERNEL_SOURCE = '@omnitrain/kernels-cpu native';
 export const KERNEL_PRIORITY = 10;
 
 type F32 = Float32Array;
-type NativeKernel = (n: NativeAddon, inputs: Tensor[], attrs: any) => Tensor | Tensor[] | null;
 
 const f32 = (t: Tensor | undefined): t is Tensor => t !== undefined && t.dtype === 'float32';
 const i32 = (t: Tensor | undefined): t is Tensor => t !== undefined && t.dtype === 'int32';
@@ -192,6 +193,92 @@ const rmsNormBackward: NativeKernel = (n, [gy, x, w, rstd]) => {
   return [gx, gw];
 };
 
+/** Round float32 values to bfloat16 and back, in place. */
+function roundBf16InPlace(n: NativeAddon, a: F32): void {
+  const bits = new Uint16Array(a.length);
+  n.castToBf16(a, bits, a.length);
+  n.castFromBf16(bits, a, a.length);
+}
+
+/** A float32 tensor of `d` ones (the weight under which the native norm returns the normalised x itself). */
+function ones(d: number): Tensor {
+  const t = empty([d]);
+  raw(t).fill(1);
+  return t;
+}
+
+/**
+ * rmsNorm of a bfloat16 x (weight float32 or bfloat16). The reference follows Hugging Face: y = w * (x * rstd)
+ * rounded to x's dtype, in promote(x, w) — an intermediate rounding the float32 kernel does not make, and that
+ * shows in the float32 output of a float32 weight. So: the native norm under a unit weight, x * rstd rounded to
+ * bfloat16, times the weight natively, one rounding where y is bfloat16.
+ */
+const rmsNormBf16: NativeKernel = (n, [x, w], { eps }) => {
+  if (x?.dtype !== 'bfloat16' || !floatLike(w) || x.ndim < 1) return null;
+  const d = x.shape[x.ndim - 1]!;
+  if (w.numel !== d || d === 0) return null;
+  const xw = widenBf16(n, x);
+  const unit = ones(d);
+  try {
+    const [h, rstd] = rmsNorm(n, [xw, unit], { eps }) as [Tensor, Tensor];
+    roundBf16InPlace(n, raw(h));
+    const wv = valuesF32(n, w);
+    const total = x.numel;
+    const y = fromF32(n, x.shape, promoteTypes(x.dtype, w.dtype), (out) =>
+      n.binary(BINARY_OPS.mul!, raw(h), total, wv, d, out, total, d),
+    );
+    h.dispose();
+    return [y, rstd];
+  } finally {
+    xw.dispose();
+    unit.dispose();
+  }
+};
+
+/**
+ * rmsNormBackward of a bfloat16 x, as the reference's graph: dL/dh = gy * w rounded to x's dtype drives gx (the
+ * native backward under a unit weight), gw = sum over rows of gy * (x * rstd rounded to x's dtype), summed in
+ * float64 natively.
+ */
+const rmsNormBackwardBf16: NativeKernel = (n, [gy, x, w, saved]) => {
+  if (x?.dtype !== 'bfloat16' || !floatLike(gy) || !floatLike(w) || !floatLike(saved) || x.ndim < 1) return null;
+  const d = x.shape[x.ndim - 1]!;
+  const total = x.numel;
+  if (d === 0 || gy.numel !== total || w.numel !== d || saved.numel * d !== total) return null;
+  const rows = total / d;
+  const mul = BINARY_OPS.mul!;
+  const gv = valuesF32(n, gy);
+  const rstd = saved.dtype === 'bfloat16' ? widenBf16(n, saved) : saved;
+  const xw = widenBf16(n, x);
+  const gh = empty(x.shape);
+  const unit = ones(d);
+  try {
+    n.binary(mul, gv, total, valuesF32(n, w), d, raw(gh), total, d);
+    roundBf16InPlace(n, raw(gh));
+    const [gx, unused] = rmsNormBackward(n, [gh, xw, unit, rstd], {}) as [Tensor, Tensor];
+    unused.dispose();
+    const xhat = new Float32Array(total);
+    const plan = broadcastPlan(
+      [
+        [rows, d],
+        [rows, 1],
+      ],
+      [rows, d],
+    )!;
+    n.binaryBroadcast(mul, raw(xw), raw(rstd), xhat, plan.shape, plan.strides[0]!, plan.strides[1]!);
+    roundBf16InPlace(n, xhat);
+    const prod = new Float32Array(total);
+    n.binary(mul, gv, total, xhat, total, prod, total, total);
+    const gw = fromF32(n, w.shape, w.dtype, (out) => n.reduce(REDUCE_OPS.sum!, prod, out, null, 1, rows, d));
+    return [narrowToBf16(n, gx), gw];
+  } finally {
+    if (rstd !== saved) rstd.dispose();
+    xw.dispose();
+    gh.dispose();
+    unit.dispose();
+  }
+};
+
 const layerNorm: NativeKernel = (n, inputs, { eps, hasWeight, hasBias }) => {
   const x = inputs[0];
   const w = hasWeight ? inputs[1] : undefined;
@@ -248,25 +335,21 @@ const swigluBackward: NativeKernel = (n, [dy, g, u]) => {
   return [gg, gu];
 };
 
+/**
+ * rope / ropeBackward, float32 and bfloat16 (widened, rounded once; cos and sin rounded to bfloat16 first, as the
+ * reference casts them to x's dtype).
+ */
 const rope =
   (sign: 1 | -1): NativeKernel =>
   (n, [x, positions], { invFreq }) => {
-    if (!f32(x) || !i32(positions) || x.ndim < 2) return null;
+    if (!floatLike(x) || !i32(positions) || x.ndim < 2) return null;
     const d = x.shape[x.ndim - 1]!;
     const h = x.shape[x.ndim - 2]!;
     if (d % 2 !== 0 || invFreq.length !== d / 2 || positions.numel * h * d !== x.numel) return null;
-    const y = empty(x.shape);
-    n.rope(
-      raw(x),
-      ints(positions),
-      Float32Array.from(invFreq as ArrayLike<number>),
-      raw(y),
-      positions.numel,
-      h,
-      d,
-      sign,
-    );
-    return y;
+    const freq = Float32Array.from(invFreq as ArrayLike<number>);
+    const xv = valuesF32(n, x);
+    const bf = x.dtype === 'bfloat16';
+    return fromF32(n, x.shape, x.dtype, (y) => n.rope(xv, ints(positions), freq, y, positions.numel, h, d, sign, bf));
   };
 
 const addInplace: NativeKernel = (n, [dst, src], { alpha = 1 }) => {
@@ -297,9 +380,19 @@ function idsInRange(ids: Int32Array, vocab: number): boolean {
 }
 
 const embedding: NativeKernel = (n, [ids, w]) => {
-  if (!i32(ids) || !f32(w) || w.ndim !== 2) return null;
+  if (!i32(ids) || !w || (w.dtype !== 'float32' && w.dtype !== 'bfloat16') || w.ndim !== 2) return null;
   const [vocab, hidden] = w.shape as [number, number];
   if (!idsInRange(ints(ids), vocab)) return null; // reference throws with the position
+  if (w.dtype === 'bfloat16') {
+    // A row gather computes nothing: the bfloat16 rows are copied as they are (widening the whole table would cost
+    // more than the lookup).
+    const out = Tensor.empty([...ids.shape, hidden], 'bfloat16', 'cpu');
+    const src = w.raw() as Uint16Array;
+    const dst = out.raw() as Uint16Array;
+    const idx = ints(ids);
+    for (let p = 0; p < idx.length; p++) dst.set(src.subarray(idx[p]! * hidden, (idx[p]! + 1) * hidden), p * hidden);
+    return out;
+  }
   const out = empty([...ids.shape, hidden]);
   n.embeddingFwd(ints(ids), raw(w), raw(out), ids.numel, hidden);
   return out;
@@ -875,32 +968,59 @@ const sumTo: NativeKernel = (n, [x], { shape }) => {
   return fromF32(n, shape, x.dtype, (y) => n.reduce(0, xv, y, null, run[0], run[1], run[2]));
 };
 
-/** Every native kernel by op name (same names, inputs, attrs and outputs as core's reference kernels). */
-export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
-  matmul,
-  rmsNorm,
-  rmsNormBackward,
-  layerNorm,
-  layerNormBackward,
-  swiglu,
-  swigluBackward,
+const F: DType = 'float32';
+const dtypeOf = (t: Tensor | undefined): DType => t?.dtype ?? F;
+/** Output dtypes when the op returns optional outputs: the present ones in order. */
+const present = (...outs: [boolean, DType][]) => outs.filter(([on]) => on).map(([, d]) => d);
+
+/**
+ * The fused and in-place kernels, float32 natively, extended to bfloat16 operands by {@link withBf16}: for each op
+ * the dtypes of its outputs as core's reference makes them (bfloat16 results rounded once; saved statistics such as
+ * rstd, mean and lse, and gradients of float32 operands, stay float32), or the inputs it updates in place.
+ */
+const FUSED: Readonly<Record<string, NativeKernel>> = {
+  matmul: withBf16(matmul, { outputs: ([a]) => [dtypeOf(a)] }),
+  // bfloat16 x: rmsNormBf16 (the reference's intermediate rounding); float32 x with a bfloat16 weight: widened.
+  rmsNorm: withBf16((n, ins, a) => rmsNormBf16(n, ins, a) ?? rmsNorm(n, ins, a), {
+    outputs: ([x, w]) => [promoteTypes(dtypeOf(x), dtypeOf(w)), F],
+  }),
+  rmsNormBackward: withBf16((n, ins, a) => rmsNormBackwardBf16(n, ins, a) ?? rmsNormBackward(n, ins, a), {
+    outputs: ([, x, w]) => [dtypeOf(x), dtypeOf(w)],
+  }),
+  layerNorm: withBf16(layerNorm, { outputs: ([x]) => [dtypeOf(x), F, F] }),
+  layerNormBackward: withBf16(layerNormBackward, {
+    outputs: (ins, { hasWeight, hasBias }) =>
+      present([true, dtypeOf(ins[1])], [!!hasWeight, dtypeOf(ins[4])], [!!hasBias, dtypeOf(ins[1])]),
+  }),
+  swiglu: withBf16(swiglu, { outputs: ([g]) => [dtypeOf(g)] }),
+  swigluBackward: withBf16(swigluBackward, { outputs: ([, g, u]) => [dtypeOf(g), dtypeOf(u)] }),
   rope: rope(1),
   ropeBackward: rope(-1),
-  add_: addInplace,
-  mul_: mulInplace,
-  adamwStep,
+  add_: withBf16(addInplace, { inplace: [0] }),
+  mul_: withBf16(mulInplace, { inplace: [0] }),
+  adamwStep: withBf16(adamwStep, { inplace: [0, 2, 3, 4] }),
   embedding,
-  embeddingBackward,
-  crossEntropy,
-  crossEntropyBackward,
-  fusedLinearCrossEntropy: flce,
-  fusedLinearCrossEntropyBackward: flceBackward,
-  groupedMatmul,
-  groupedMatmulBackward,
-  attention,
-  attentionBackward,
-  softmax: softmax(false),
-  logSoftmax: softmax(true),
+  embeddingBackward: withBf16(embeddingBackward, { outputs: ([, g]) => [dtypeOf(g)] }),
+  crossEntropy: withBf16(crossEntropy, { outputs: ([x]) => [dtypeOf(x), F] }),
+  crossEntropyBackward: withBf16(crossEntropyBackward, { outputs: ([x]) => [dtypeOf(x)] }),
+  fusedLinearCrossEntropy: withBf16(flce, { outputs: ([h]) => [dtypeOf(h), F] }),
+  fusedLinearCrossEntropyBackward: withBf16(flceBackward, {
+    outputs: ([h, w], a) => present([a.needHidden ?? true, dtypeOf(h)], [a.needWeight ?? true, dtypeOf(w)]),
+  }),
+  groupedMatmul: withBf16(groupedMatmul, { outputs: ([x]) => [dtypeOf(x)] }),
+  groupedMatmulBackward: withBf16(groupedMatmulBackward, { outputs: ([, x, w]) => [dtypeOf(x), dtypeOf(w)] }),
+  attention: withBf16(attention, { outputs: ([q]) => [dtypeOf(q), F] }),
+  attentionBackward: withBf16(attentionBackward, {
+    unused: [3],
+    outputs: ([q, k, v]) => [dtypeOf(q), dtypeOf(k), dtypeOf(v)],
+  }),
+  softmax: withBf16(softmax(false), { outputs: ([x]) => [dtypeOf(x)] }),
+  logSoftmax: withBf16(softmax(true), { outputs: ([x]) => [dtypeOf(x)] }),
+};
+
+/** Every native kernel by op name (same names, inputs, attrs and outputs as core's reference kernels). */
+export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
+  ...FUSED,
   softmaxBackward: softmaxBackward(false),
   logSoftmaxBackward: softmaxBackward(true),
   logsumexp,

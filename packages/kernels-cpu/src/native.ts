@@ -81,7 +81,18 @@ export interface NativeAddon {
   ): void;
   swigluFwd(g: F32, u: F32, y: F32, n: number): void;
   swigluBwd(dy: F32, g: F32, u: F32, gg: F32, gu: F32, n: number): void;
-  rope(x: F32, pos: I32, invFreq: F32, y: F32, rows: number, h: number, d: number, sign: number): void;
+  /** cosSinBf16: cos and sin rounded to bfloat16 first (the reference's rotation of a bfloat16 x). */
+  rope(
+    x: F32,
+    pos: I32,
+    invFreq: F32,
+    y: F32,
+    rows: number,
+    h: number,
+    d: number,
+    sign: number,
+    cosSinBf16?: boolean,
+  ): void;
   add(a: F32, b: F32, y: F32, n: number): void;
   addInplace(d: F32, s: F32, alpha: number, n: number, scalarSrc: boolean): void;
   mulInplace(d: F32, v: number, n: number): void;
