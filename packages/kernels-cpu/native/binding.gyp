@@ -7,7 +7,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "-pthread"],
       "cflags_cc!": ["-fno-exceptions"],
-      "libraries": ["-lopenblas", "-pthread"]
+      "libraries": ["-lopenblas", "-pthread"],
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }

@@ -14,16 +14,6 @@ namespace {
 
 constexpr int kMaxDims = 16;
 
-template <class F>
-void chunks(long n, long grain, F&& f) {
-  long parts = std::max(1L, std::min((long)numThreads() * 4, n / std::max(1L, grain)));
-  long step = (n + parts - 1) / parts;
-  parallelFor(parts, [&](long t, int) {
-    long a = t * step, b = std::min(n, a + step);
-    if (a < b) f(a, b);
-  });
-}
-
 // Walk the output [0, total) in parallel chunks of flat indices; `run(o, off, len)` gets each run of the last dim
 // (or the part of it inside the chunk) with the K operands' element offsets at its start.
 template <int K, class F>
@@ -37,7 +27,7 @@ void stridedRuns(const long* shape, int nd, const long* const* st, long grain, F
     return;
   }
   const long inner = shape[nd - 1];
-  chunks(total, grain, [&](long s, long e) {
+  parallelChunks(total, grain, [&](long s, long e) {
     long idx[kMaxDims];
     long off[K];
     long rem = s;
@@ -210,7 +200,7 @@ void whereBroadcast(const uint8_t* c, const long* sc, const uint32_t* a, const l
 
 void softmaxBackward(const float* g, const float* y, float* dx, long outer, long size, long inner, bool log) {
   if (inner == 1) {
-    chunks(outer, std::max(1L, 16384 / std::max(1L, size)), [&](long s, long e) {
+    parallelChunks(outer, std::max(1L, 16384 / std::max(1L, size)), [&](long s, long e) {
       smBwdRows(g + s * size, y + s * size, dx + s * size, e - s, size, log);
     });
     return;
@@ -252,7 +242,7 @@ void logsumexp(const float* x, float* out, long outer, long red, long inner) {
     return;
   }
   if (inner == 1) {
-    chunks(outer, std::max(1L, 16384 / std::max(1L, red)), [&](long s, long e) {
+    parallelChunks(outer, std::max(1L, 16384 / std::max(1L, red)), [&](long s, long e) {
       for (long r = s; r < e; r++) {
         const float* xr = x + r * red;
         float m = maxRow(xr, red);

@@ -30,20 +30,7 @@ constexpr int MR = 6;
 constexpr int KC = OT_GEMM_KC;     // depth of a packed block (B micro-panel 16 x KC: 16 KiB, in L1)
 constexpr int MCMAX = OT_GEMM_MC;  // multiple of MR; A block MCMAX x KC (144 KiB) stays in L2
 
-struct Buf {
-  float* p = nullptr;
-  size_t n = 0;
-  float* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      n = want;
-      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-    }
-    return p;
-  }
-  ~Buf() { std::free(p); }
-};
-thread_local Buf tlsA, tlsB;  // per calling thread (nested calls inside pool tasks get their own)
+thread_local PackBuffer<float> tlsA, tlsB;  // per calling thread (nested calls inside pool tasks get their own)
 
 struct Args {
   const float* A;
@@ -233,15 +220,6 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
   }
 }
 
-// parallelFor, or a plain loop for small problems (waking the pool costs more than it saves).
-template <class F>
-void par(int T, long n, F&& f) {
-  if (T == 1)
-    for (long t = 0; t < n; t++) f(t, 0);
-  else
-    parallelFor(n, f);
-}
-
 template <class S>
 void run(const Args& g) {
   constexpr int NR = 2 * S::W;
@@ -272,11 +250,11 @@ void run(const Args& g) {
       // B block shared by all tasks: packed in parallel, then every task packs its own A block.
       const long bTasks = std::min<long>(nPanels, 4L * T);
       const int bStep = (nPanels + (int)bTasks - 1) / (int)bTasks;
-      par(T, bTasks, [&](long t, int) {
+      parallelOrSerial(T, bTasks, [&](long t, int) {
         int pa = (int)t * bStep, pb = std::min(nPanels, pa + bStep);
         if (pa < pb) packB<NR>(g, p0, kc, j0, pa * NR, std::min(nc, pb * NR), Bp);
       });
-      par(T, (long)rowTasks * colTasks, [&](long t, int) {
+      parallelOrSerial(T, (long)rowTasks * colTasks, [&](long t, int) {
         const int ri = (int)(t / colTasks), ci = (int)(t % colTasks);
         const int i0 = ri * mc, m = std::min(mc, g.M - i0);
         const int ja = ci * panelsPerCol * NR, jb = std::min(nc, ja + panelsPerCol * NR);

@@ -50,20 +50,7 @@ constexpr int KCP = OT_GEMM_BF16_KCP;  // k-pairs per depth block (384 k): B mic
 constexpr int MCMAX = OT_GEMM_BF16_MC;  // multiple of MR: A block 144 x 192 x 4 B = 108 KiB (L2)
 static_assert(MCMAX % MR == 0, "MC must be a multiple of MR");
 
-struct Buf {
-  uint32_t* p = nullptr;
-  size_t n = 0;
-  uint32_t* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      n = want;
-      p = static_cast<uint32_t*>(std::aligned_alloc(64, (want * sizeof(uint32_t) + 63) / 64 * 64));
-    }
-    return p;
-  }
-  ~Buf() { std::free(p); }
-};
-thread_local Buf tlsA, tlsB;  // per calling thread (pool workers each have their own A block)
+thread_local PackBuffer<uint32_t> tlsA, tlsB;  // per calling thread (pool workers each have their own A block)
 
 struct Args {
   const uint16_t* A;
@@ -236,14 +223,6 @@ void macro(const Args& g, KernelFn kern, const uint32_t* Ap, const uint32_t* Bp,
   }
 }
 
-template <class F>
-void par(int T, long n, F&& f) {
-  if (T == 1)
-    for (long t = 0; t < n; t++) f(t, 0);
-  else
-    parallelFor(n, f);
-}
-
 void run(const Args& g, KernelFn kern) {
   const int T = 2.0 * g.M * g.N * g.K < 4e6 ? 1 : numThreads();
   const int NC = std::min(std::max(NR, (g.N + NR - 1) / NR * NR), 4096);
@@ -268,11 +247,11 @@ void run(const Args& g, KernelFn kern) {
       const bool accumulate = p0 > 0;
       const long bTasks = std::min<long>(nPanels, 4L * T);
       const int bStep = (nPanels + (int)bTasks - 1) / (int)bTasks;
-      par(T, bTasks, [&](long t, int) {
+      parallelOrSerial(T, bTasks, [&](long t, int) {
         const int pa = (int)t * bStep, pb = std::min(nPanels, pa + bStep);
         if (pa < pb) packB(g, p0, kc, j0, pa * NR, std::min(nc, pb * NR), Bp);
       });
-      par(T, (long)rowTasks * colTasks, [&](long t, int) {
+      parallelOrSerial(T, (long)rowTasks * colTasks, [&](long t, int) {
         const int ri = (int)(t / colTasks), ci = (int)(t % colTasks);
         const int i0 = ri * mc, m = std::min(mc, g.M - i0);
         const int ja = ci * panelsPerCol * NR, jb = std::min(nc, ja + panelsPerCol * NR);

@@ -96,17 +96,6 @@ void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool tr
   });
 }
 
-// Split `n` items into chunks of at least `grain` for the pool.
-template <class F>
-static void chunked(long n, long grain, F&& f) {
-  long parts = std::max(1L, std::min((long)numThreads() * 4, n / std::max(1L, grain)));
-  long step = (n + parts - 1) / parts;
-  parallelFor(parts, [&](long t, int) {
-    long a = t * step, b = std::min(n, a + step);
-    if (a < b) f(a, b);
-  });
-}
-
 OT_CLONES static void rmsRow(const float* x, const float* w, float* y, float* rstd, int d, float eps) {
   float ss = 0;
   for (int j = 0; j < d; j++) ss += x[j] * x[j];
@@ -116,7 +105,7 @@ OT_CLONES static void rmsRow(const float* x, const float* w, float* y, float* rs
 }
 
 void rmsNormFwd(const float* x, const float* w, float* y, float* rstd, long rows, int d, float eps) {
-  chunked(rows, std::max(1L, 4096L / std::max(1, d)), [&](long a, long b) {
+  parallelChunks(rows, std::max(1L, 4096L / std::max(1, d)), [&](long a, long b) {
     for (long r = a; r < b; r++) rmsRow(x + r * d, w, y + r * d, rstd + r, d, eps);
   });
 }
@@ -172,7 +161,7 @@ OT_CLONES static void lnRow(const float* x, const float* w, const float* b, floa
 }
 void layerNormFwd(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, long rows, int d,
                   float eps) {
-  chunked(rows, std::max(1L, 4096L / std::max(1, d)), [&](long a, long e) {
+  parallelChunks(rows, std::max(1L, 4096L / std::max(1, d)), [&](long a, long e) {
     for (long r = a; r < e; r++) lnRow(x + r * d, w, b, y + r * d, mean + r, rstd + r, d, eps);
   });
 }
@@ -220,7 +209,7 @@ OT_CLONES static void swigluRange(const float* g, const float* u, float* y, long
   for (long i = 0; i < n; i++) y[i] = g[i] / (1.0f + fexp(-g[i])) * u[i];
 }
 void swigluFwd(const float* g, const float* u, float* y, long n) {
-  chunked(n, 16384, [&](long a, long b) { swigluRange(g + a, u + a, y + a, b - a); });
+  parallelChunks(n, 16384, [&](long a, long b) { swigluRange(g + a, u + a, y + a, b - a); });
 }
 OT_CLONES static void swigluBwdRange(const float* dy, const float* g, const float* u, float* gg, float* gu, long n) {
   for (long i = 0; i < n; i++) {
@@ -231,7 +220,7 @@ OT_CLONES static void swigluBwdRange(const float* dy, const float* g, const floa
   }
 }
 void swigluBwd(const float* dy, const float* g, const float* u, float* gg, float* gu, long n) {
-  chunked(n, 16384, [&](long a, long b) { swigluBwdRange(dy + a, g + a, u + a, gg + a, gu + a, b - a); });
+  parallelChunks(n, 16384, [&](long a, long b) { swigluBwdRange(dy + a, g + a, u + a, gg + a, gu + a, b - a); });
 }
 
 OT_CLONES static void ropeRow(const float* x, float* y, const float* c, const float* s, int h, int d) {
@@ -257,7 +246,7 @@ static inline float roundToBf16(float v) {
 void rope(const float* x, const int32_t* pos, const float* invFreq, float* y, long rows, int h, int d, float sign,
           bool cosSinBf16) {
   int half = d / 2;
-  chunked(rows, 8, [&](long a, long b) {
+  parallelChunks(rows, 8, [&](long a, long b) {
     std::vector<float> c(half), s(half);
     for (long r = a; r < b; r++) {
       float p = (float)pos[r];
@@ -280,7 +269,7 @@ OT_CLONES static void addRange(const float* a, const float* b, float* y, long n)
   for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 void add(const float* a, const float* b, float* y, long n) {
-  chunked(n, 32768, [&](long s, long e) { addRange(a + s, b + s, y + s, e - s); });
+  parallelChunks(n, 32768, [&](long s, long e) { addRange(a + s, b + s, y + s, e - s); });
 }
 OT_CLONES static void axpyRange(float* d, const float* s, float alpha, long n) {
   for (long i = 0; i < n; i++) d[i] = d[i] + alpha * s[i];
@@ -291,16 +280,16 @@ OT_CLONES static void addScalarRange(float* d, float v, long n) {
 void addInplace(float* d, const float* s, float alpha, long n, bool scalarSrc) {
   if (scalarSrc) {
     float v = alpha * s[0];
-    chunked(n, 32768, [&](long a, long b) { addScalarRange(d + a, v, b - a); });
+    parallelChunks(n, 32768, [&](long a, long b) { addScalarRange(d + a, v, b - a); });
   } else {
-    chunked(n, 32768, [&](long a, long b) { axpyRange(d + a, s + a, alpha, b - a); });
+    parallelChunks(n, 32768, [&](long a, long b) { axpyRange(d + a, s + a, alpha, b - a); });
   }
 }
 OT_CLONES static void scaleRange(float* d, float v, long n) {
   for (long i = 0; i < n; i++) d[i] *= v;
 }
 void mulInplace(float* d, float v, long n) {
-  chunked(n, 32768, [&](long a, long b) { scaleRange(d + a, v, b - a); });
+  parallelChunks(n, 32768, [&](long a, long b) { scaleRange(d + a, v, b - a); });
 }
 
 OT_CLONES static void adamwRange(float* p, const float* g, float* m, float* v, long n, float decay, float b1, float b2,
@@ -321,14 +310,14 @@ void adamw(float* p, const float* g, float* m, float* v, long n, double lr, doub
   float decay = (float)(1 - lr * wd);
   float bc2sqrt = (float)std::sqrt(1 - std::pow(b2, step));
   float stepSize = (float)(lr / (1 - std::pow(b1, step)));
-  chunked(n, 32768, [&](long a, long b) {
+  parallelChunks(n, 32768, [&](long a, long b) {
     adamwRange(p + a, g + a, m + a, v + a, b - a, decay, (float)b1, (float)b2, (float)(1 - b1), (float)(1 - b2), bc2sqrt,
                (float)eps, stepSize, maximize ? -1.0f : 1.0f);
   });
 }
 
 void embeddingFwd(const int32_t* ids, const float* w, float* out, long n, int hidden) {
-  chunked(n, 16, [&](long a, long b) {
+  parallelChunks(n, 16, [&](long a, long b) {
     for (long p = a; p < b; p++) std::memcpy(out + p * hidden, w + (long)ids[p] * hidden, sizeof(float) * hidden);
   });
 }
@@ -367,7 +356,7 @@ OT_CLONES static void expScaleRow(const float* x, float* y, long n, float l, flo
 }
 
 long ceFwd(const float* logits, const int32_t* labels, float* lse, double* rowLoss, long n, long V, int ignoreIndex) {
-  chunked(n, 1, [&](long a, long b) {
+  parallelChunks(n, 1, [&](long a, long b) {
     for (long i = a; i < b; i++) {
       float l = rowLse(logits + i * V, V);
       lse[i] = l;
@@ -380,7 +369,7 @@ long ceFwd(const float* logits, const int32_t* labels, float* lse, double* rowLo
 }
 void ceBwd(const float* logits, const int32_t* labels, const float* lse, const double* scales, float* out, long n,
            long V) {
-  chunked(n, 1, [&](long a, long b) {
+  parallelChunks(n, 1, [&](long a, long b) {
     for (long i = a; i < b; i++) {
       float sc = (float)scales[i];
       if (sc == 0) {
@@ -401,7 +390,7 @@ long flceFwd(const float* h, const float* w, const int32_t* labels, float* lse, 
   for (long r0 = 0; r0 < n; r0 += chunk) {
     long m = std::min(chunk, n - r0);
     gemm(h + r0 * dim, w, buf.data(), (int)m, (int)V, dim, false, true, 0.0f);
-    chunked(m, 1, [&](long a, long b) {
+    parallelChunks(m, 1, [&](long a, long b) {
       for (long i = a; i < b; i++) {
         long r = r0 + i;
         if (labels[r] == ignoreIndex) {
@@ -433,7 +422,7 @@ void flceBwd(const float* h, const float* w, const int32_t* labels, const float*
       continue;
     }
     gemm(h + r0 * dim, w, buf.data(), (int)m, (int)V, dim, false, true, 0.0f);
-    chunked(m, 1, [&](long a, long b) {
+    parallelChunks(m, 1, [&](long a, long b) {
       for (long i = a; i < b; i++) {
         long r = r0 + i;
         float sc = (float)scales[r];
@@ -452,7 +441,7 @@ void flceBwd(const float* h, const float* w, const int32_t* labels, const float*
 }
 
 void softmaxFwd(const float* x, float* y, long rows, long d, bool log) {
-  chunked(rows, 1, [&](long a, long b) {
+  parallelChunks(rows, 1, [&](long a, long b) {
     for (long r = a; r < b; r++) {
       const float* xr = x + r * d;
       float* yr = y + r * d;
@@ -478,7 +467,7 @@ OT_CLONES static void toBf16Range(const float* x, uint16_t* y, long n) {
   }
 }
 void castF32ToBf16(const float* x, uint16_t* y, long n) {
-  chunked(n, 32768, [&](long a, long b) { toBf16Range(x + a, y + a, b - a); });
+  parallelChunks(n, 32768, [&](long a, long b) { toBf16Range(x + a, y + a, b - a); });
 }
 OT_CLONES static void fromBf16Range(const uint16_t* x, float* y, long n) {
   for (long i = 0; i < n; i++) {
@@ -487,7 +476,7 @@ OT_CLONES static void fromBf16Range(const uint16_t* x, float* y, long n) {
   }
 }
 void castBf16ToF32(const uint16_t* x, float* y, long n) {
-  chunked(n, 32768, [&](long a, long b) { fromBf16Range(x + a, y + a, b - a); });
+  parallelChunks(n, 32768, [&](long a, long b) { fromBf16Range(x + a, y + a, b - a); });
 }
 
 // ---- FMA peak: independent FMA chains per core, widest ISA available.

@@ -15,16 +15,6 @@
 namespace ot {
 namespace {
 
-template <class F>
-void chunks(long n, long grain, F&& f) {
-  long parts = std::max(1L, std::min((long)numThreads() * 4, n / std::max(1L, grain)));
-  long step = (n + parts - 1) / parts;
-  parallelFor(parts, [&](long t, int) {
-    long a = t * step, b = std::min(n, a + step);
-    if (a < b) f(a, b);
-  });
-}
-
 template <int OP>
 OT_INLINE float bop(float a, float b) {
   if constexpr (OP == BIN_ADD) return a + b;
@@ -277,14 +267,14 @@ void binary(int op, const float* a, long aLen, const float* b, long bLen, void* 
   long rows = n / inner;
   if (rows == 1) {
     int sa = aLen != 1, sb = bLen != 1;
-    chunks(n, 32768, [&](long s, long e) {
+    parallelChunks(n, 32768, [&](long s, long e) {
       void* yo = cmp ? (void*)(static_cast<uint8_t*>(y) + s) : (void*)(static_cast<float*>(y) + s);
       binDispatch(op, sa ? a + s : a, sa, sb ? b + s : b, sb, yo, e - s);
     });
     return;
   }
   int sa = aLen != 1, sb = bLen != 1;
-  chunks(rows, std::max(1L, 32768 / std::max(1L, inner)), [&](long s, long e) {
+  parallelChunks(rows, std::max(1L, 32768 / std::max(1L, inner)), [&](long s, long e) {
     for (long r = s; r < e; r++) {
       void* yo = cmp ? (void*)(static_cast<uint8_t*>(y) + r * inner) : (void*)(static_cast<float*>(y) + r * inner);
       binDispatch(op, rowPtr(a, aLen, r), sa, rowPtr(b, bLen, r), sb, yo, inner);
@@ -293,11 +283,11 @@ void binary(int op, const float* a, long aLen, const float* b, long bLen, void* 
 }
 
 void unary(int op, const float* x, float* y, long n, float p, float q) {
-  chunks(n, 16384, [&](long s, long e) { unDispatch(op, x + s, y + s, e - s, p, q); });
+  parallelChunks(n, 16384, [&](long s, long e) { unDispatch(op, x + s, y + s, e - s, p, q); });
 }
 
 void unaryBackward(int op, const float* g, const float* t, float* y, long n) {
-  chunks(n, 16384, [&](long s, long e) { bwDispatch(op, g + s, t + s, y + s, e - s); });
+  parallelChunks(n, 16384, [&](long s, long e) { bwDispatch(op, g + s, t + s, y + s, e - s); });
 }
 
 void reduce(int op, const float* x, float* out, int32_t* idx, long outer, long red, long inner) {
@@ -318,7 +308,7 @@ void reduce(int op, const float* x, float* out, int32_t* idx, long outer, long r
     return;
   }
   if (inner == 1) {
-    chunks(outer, std::max(1L, 16384 / std::max(1L, red)), [&](long a, long b) {
+    parallelChunks(outer, std::max(1L, 16384 / std::max(1L, red)), [&](long a, long b) {
       for (long r = a; r < b; r++) {
         if (ext)
           extremeRow(x + r * red, red, 1, isMax, out + r, idx + r);
@@ -345,18 +335,18 @@ void reduce(int op, const float* x, float* out, int32_t* idx, long outer, long r
 }
 
 void castF32ToF16(const float* x, uint16_t* y, long n) {
-  chunks(n, 32768, [&](long a, long b) { toHalfRange(x + a, y + a, b - a); });
+  parallelChunks(n, 32768, [&](long a, long b) { toHalfRange(x + a, y + a, b - a); });
 }
 void castF16ToF32(const uint16_t* x, float* y, long n) {
-  chunks(n, 32768, [&](long a, long b) { fromHalfRange(x + a, y + a, b - a); });
+  parallelChunks(n, 32768, [&](long a, long b) { fromHalfRange(x + a, y + a, b - a); });
 }
 void castF64ToF32(const double* x, float* y, long n) {
-  chunks(n, 32768, [&](long a, long b) {
+  parallelChunks(n, 32768, [&](long a, long b) {
     for (long i = a; i < b; i++) y[i] = (float)x[i];
   });
 }
 void castF32ToF64(const float* x, double* y, long n) {
-  chunks(n, 32768, [&](long a, long b) {
+  parallelChunks(n, 32768, [&](long a, long b) {
     for (long i = a; i < b; i++) y[i] = (double)x[i];
   });
 }
