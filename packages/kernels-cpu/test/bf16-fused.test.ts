@@ -2,19 +2,13 @@
 // allows): conformance against core's reference kernels, a probe that none of these cases falls back to the
 // reference, no leaked temporaries, and a bfloat16 training step of a small transformer block.
 import {
-  add,
-  attention,
   createRegistry,
   type DType,
-  fusedLinearCrossEntropy,
   type Kernel,
   manualSeed,
   memoryStats,
-  nn,
   optim,
   type Registry,
-  rope,
-  swiglu,
   type Tensor,
   tensor,
   tidy,
@@ -23,7 +17,9 @@ import {
 import { type CaseRandom, type ConformanceCase, referenceKernelIn, runConformance } from '@omnitrain/core/testing';
 import { NATIVE_KERNELS, native, plugin } from '@omnitrain/kernels-cpu';
 import { describe, expect, it } from 'vitest';
+import { caseInputs } from './case-inputs.js';
 import { allowNoNative, status } from './native-available.js';
+import { cfg, TinyBlock } from './tiny-block.js';
 
 const F: DType = 'float32';
 const B: DType = 'bfloat16';
@@ -334,26 +330,6 @@ for (const [ad, bd] of [
   });
 }
 
-/** The inputs of case `i`, from a deterministic generator (as native-ops.test.ts builds them). */
-function inputsOf(c: ConformanceCase, i: number): Tensor[] {
-  let seed = i + 1;
-  const rand: CaseRandom = {
-    uniform: (lo = -1, hi = 1) => {
-      seed = (seed * 16807) % 2147483647;
-      return lo + ((hi - lo) * seed) / 2147483647;
-    },
-    int: (lo, hi) => lo + Math.floor(rand.uniform(0, hi - lo)),
-    tensor: (shape, dtype = F, lo = -1, hi = 1) =>
-      tensor(
-        Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () =>
-          dtype === 'int32' ? rand.int(lo, hi) : rand.uniform(lo, hi),
-        ),
-        { shape, dtype },
-      ),
-  };
-  return c.inputs(rand);
-}
-
 describe('native fused and in-place kernels on bfloat16', () => {
   const ops = [...new Set(cases.map((c) => c.op))];
   const results = skip ? [] : runConformance({ registry, ops, extraCases: cases }).slice(-cases.length);
@@ -367,7 +343,7 @@ describe('native fused and in-place kernels on bfloat16', () => {
     const fallbacks: string[] = [];
     const leaks: string[] = [];
     cases.forEach((c, i) => {
-      const ins = inputsOf(c, i);
+      const ins = caseInputs(c, i);
       const before = memoryStats('cpu');
       const out = NATIVE_KERNELS[c.op]!(n, ins, c.attrs ?? {});
       const outs = [out ?? []].flat().filter((t) => !ins.includes(t));
@@ -403,36 +379,6 @@ describe('native fused and in-place kernels on bfloat16', () => {
 });
 
 // ---- A bfloat16 training step of a small transformer block.
-const cfg = { vocab: 61, hidden: 32, heads: 4, kvHeads: 2, ffn: 40, batch: 2, seq: 11 };
-const hd = cfg.hidden / cfg.heads;
-
-class Block extends nn.Module {
-  embed = new nn.Embedding(cfg.vocab, cfg.hidden);
-  n1 = new nn.RMSNorm(cfg.hidden, 1e-6);
-  q = new nn.Linear(cfg.hidden, cfg.hidden, { bias: false });
-  k = new nn.Linear(cfg.hidden, cfg.kvHeads * hd, { bias: false });
-  v = new nn.Linear(cfg.hidden, cfg.kvHeads * hd, { bias: false });
-  o = new nn.Linear(cfg.hidden, cfg.hidden, { bias: false });
-  n2 = new nn.LayerNorm(cfg.hidden);
-  g = new nn.Linear(cfg.hidden, cfg.ffn, { bias: false });
-  u = new nn.Linear(cfg.hidden, cfg.ffn, { bias: false });
-  d = new nn.Linear(cfg.ffn, cfg.hidden, { bias: false });
-  head = new nn.Linear(cfg.hidden, cfg.vocab, { bias: false });
-
-  loss(ids: Tensor, pos: Tensor, labels: Tensor): Tensor {
-    const { batch: b, seq: s } = cfg;
-    let x = this.embed.call(ids);
-    const h = this.n1.call(x);
-    const q = rope(this.q.call(h).reshape(b, s, cfg.heads, hd), pos, { theta: 1e4 });
-    const k = rope(this.k.call(h).reshape(b, s, cfg.kvHeads, hd), pos, { theta: 1e4 });
-    const v = this.v.call(h).reshape(b, s, cfg.kvHeads, hd);
-    x = add(x, this.o.call(attention(q, k, v, { causal: true }).reshape(b, s, cfg.hidden)));
-    const h2 = this.n2.call(x);
-    x = add(x, this.d.call(swiglu(this.g.call(h2), this.u.call(h2))));
-    return fusedLinearCrossEntropy(x.reshape(-1, cfg.hidden), this.head.weight, labels.reshape(-1), { chunkSize: 7 });
-  }
-}
-
 const FUSED = [
   'rmsNorm',
   'rmsNormBackward',
@@ -475,7 +421,7 @@ function probed(r: Registry): Map<string, number> {
 function trainBf16(r: Registry, steps: number) {
   return withRegistry(r, () => {
     manualSeed(3);
-    const model = new Block().to('bfloat16');
+    const model = new TinyBlock('layer').to('bfloat16');
     const opt = new optim.AdamW(model.parameters(), { lr: 1e-2, weightDecay: 0.1 });
     const n = cfg.batch * cfg.seq;
     const ints = (f: (i: number) => number) =>

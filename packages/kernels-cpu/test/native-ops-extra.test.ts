@@ -6,6 +6,7 @@ import { createRegistry, type DType, type Tensor, tensor } from '@omnitrain/core
 import { type CaseRandom, type ConformanceCase, REFERENCE_SOURCE, runConformance } from '@omnitrain/core/testing';
 import { KERNEL_SOURCE, NATIVE_KERNELS, native, plugin } from '@omnitrain/kernels-cpu';
 import { describe, expect, it } from 'vitest';
+import { caseInputs } from './case-inputs.js';
 import { allowNoNative, status } from './native-available.js';
 
 const F: DType = 'float32';
@@ -181,22 +182,7 @@ describe('native broadcast, where, softmax backward and logsumexp kernels', () =
     const n = native()!;
     const fallbacks: string[] = [];
     ALL.forEach((c, i) => {
-      let seed = i + 1;
-      const rand: CaseRandom = {
-        uniform: (lo = -1, hi = 1) => {
-          seed = (seed * 16807) % 2147483647;
-          return lo + ((hi - lo) * seed) / 2147483647;
-        },
-        int: (lo, hi) => lo + Math.floor(rand.uniform(0, hi - lo)),
-        tensor: (shape, dtype = F, lo = -1, hi = 1) =>
-          tensor(
-            Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () =>
-              dtype === 'bool' ? Number(rand.uniform() > 0) : rand.uniform(lo, hi),
-            ),
-            { shape, dtype },
-          ),
-      };
-      const ins: Tensor[] = c.inputs(rand);
+      const ins: Tensor[] = caseInputs(c, i);
       const out = NATIVE_KERNELS[c.op]!(n, ins, c.attrs ?? {});
       if (!out) fallbacks.push(`${c.op} ${c.name}`);
       for (const t of [...ins, ...[out ?? []].flat()]) if (!t.isDisposed) t.dispose();

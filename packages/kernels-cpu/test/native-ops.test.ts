@@ -5,6 +5,7 @@ import { createRegistry, type DType, Tensor, tensor } from '@omnitrain/core';
 import { type CaseRandom, type ConformanceCase, referenceKernelIn, runConformance } from '@omnitrain/core/testing';
 import { NATIVE_KERNELS, native, plugin } from '@omnitrain/kernels-cpu';
 import { describe, expect, it } from 'vitest';
+import { caseInputs } from './case-inputs.js';
 import { allowNoNative, status } from './native-available.js';
 
 const F: DType = 'float32';
@@ -225,20 +226,7 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
     const n = native()!;
     const fallbacks: string[] = [];
     cases.forEach((c, i) => {
-      let seed = i + 1;
-      const rand: CaseRandom = {
-        uniform: (lo = -1, hi = 1) => {
-          seed = (seed * 16807) % 2147483647;
-          return lo + ((hi - lo) * seed) / 2147483647;
-        },
-        int: (lo, hi) => lo + Math.floor(rand.uniform(0, hi - lo)),
-        tensor: (shape, dtype = F, lo = -1, hi = 1) =>
-          tensor(
-            Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand.uniform(lo, hi)),
-            { shape, dtype },
-          ),
-      };
-      const ins = c.inputs(rand);
+      const ins = caseInputs(c, i);
       const out = NATIVE_KERNELS[c.op]!(n, ins, c.attrs ?? {});
       if (!out) fallbacks.push(`${c.op} ${c.name}`);
       for (const t of [...ins, ...[out ?? []].flat()]) if (!t.isDisposed) t.dispose();
