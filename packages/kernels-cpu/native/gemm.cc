@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "gemm.h"
+#include "gemm_loops.h"
 #include "pool.h"
 
 namespace ot {
@@ -223,48 +224,15 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
 template <class S>
 void run(const Args& g) {
   constexpr int NR = 2 * S::W;
-  const int T = 2.0 * g.M * g.N * g.K < 4e6 ? 1 : numThreads();
-  // Column block: the whole N when it fits (one B panel of KC x NC in L3).
-  const int NC = std::min(std::max(NR, (g.N + NR - 1) / NR * NR), 4096);
-  // Row tasks: about 4 per thread (dynamic scheduling evens out a busy machine), multiples of MR, <= MCMAX.
-  const int mPanels = (g.M + MR - 1) / MR;
-  int rowTasks = std::max(1, std::min(mPanels, 4 * T));
-  int mc = (mPanels + rowTasks - 1) / rowTasks * MR;
-  if (mc > MCMAX) mc = MCMAX;
-  rowTasks = (g.M + mc - 1) / mc;
-  // Depth blocks of equal size (<= KC): no short last block paying a full pass over C.
-  const int kBlocks = (g.K + KC - 1) / KC;
-  const int kcStep = std::min(KC, ((g.K + kBlocks - 1) / kBlocks + 7) / 8 * 8);
-  for (int j0 = 0; j0 < g.N; j0 += NC) {
-    const int nc = std::min(NC, g.N - j0);
-    const int nPanels = (nc + NR - 1) / NR;
-    // Few row blocks (small M): split columns too, so every thread has work.
-    int colTasks = std::max(1, std::min(nPanels, (4 * T + rowTasks - 1) / rowTasks));
-    if (T == 1) colTasks = 1;
-    const int panelsPerCol = (nPanels + colTasks - 1) / colTasks;
-    colTasks = (nPanels + panelsPerCol - 1) / panelsPerCol;
-    float* Bp = tlsB.get((size_t)KC * nPanels * NR);
-    for (int p0 = 0; p0 < g.K; p0 += kcStep) {
-      const int kc = std::min(kcStep, g.K - p0);
-      const float beta = p0 == 0 ? g.beta : 1.0f;
-      // B block shared by all tasks: packed in parallel, then every task packs its own A block.
-      const long bTasks = std::min<long>(nPanels, 4L * T);
-      const int bStep = (nPanels + (int)bTasks - 1) / (int)bTasks;
-      parallelOrSerial(T, bTasks, [&](long t, int) {
-        int pa = (int)t * bStep, pb = std::min(nPanels, pa + bStep);
-        if (pa < pb) packB<NR>(g, p0, kc, j0, pa * NR, std::min(nc, pb * NR), Bp);
-      });
-      parallelOrSerial(T, (long)rowTasks * colTasks, [&](long t, int) {
-        const int ri = (int)(t / colTasks), ci = (int)(t % colTasks);
-        const int i0 = ri * mc, m = std::min(mc, g.M - i0);
-        const int ja = ci * panelsPerCol * NR, jb = std::min(nc, ja + panelsPerCol * NR);
-        if (m <= 0 || ja >= jb) return;
+  float* Bp = tlsB.get((size_t)KC * gemmColumnBlock(g.N, NR));
+  packedGemmLoops(
+      g.M, g.N, g.K, MR, NR, MCMAX, KC,
+      [&](int p0, int kc, int j0, int ja, int jb) { packB<NR>(g, p0, kc, j0, ja, jb, Bp); },
+      [&](int i0, int m, int p0, int kc, int j0, int ja, int jb) {
         float* Ap = tlsA.get((size_t)MCMAX * KC);
         packA(g, i0, m, p0, kc, Ap);
-        macro<S>(g, Ap, Bp, i0, m, j0, ja, jb, kc, beta);
+        macro<S>(g, Ap, Bp, i0, m, j0, ja, jb, kc, p0 == 0 ? g.beta : 1.0f);
       });
-    }
-  }
 }
 
 int isaLevel() {

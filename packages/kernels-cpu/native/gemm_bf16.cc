@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "gemm_loops.h"
 #include "pool.h"
 
 namespace ot {
@@ -224,44 +225,16 @@ void macro(const Args& g, KernelFn kern, const uint32_t* Ap, const uint32_t* Bp,
 }
 
 void run(const Args& g, KernelFn kern) {
-  const int T = 2.0 * g.M * g.N * g.K < 4e6 ? 1 : numThreads();
-  const int NC = std::min(std::max(NR, (g.N + NR - 1) / NR * NR), 4096);
-  const int mPanels = (g.M + MR - 1) / MR;
-  int rowTasks = std::max(1, std::min(mPanels, 4 * T));
-  int mc = (mPanels + rowTasks - 1) / rowTasks * MR;
-  if (mc > MCMAX) mc = MCMAX;
-  rowTasks = (g.M + mc - 1) / mc;
-  // Depth blocks of equal size, a multiple of 8 k (so even: a pair never straddles two blocks), <= 2*KCP.
-  const int kBlocks = (g.K + 2 * KCP - 1) / (2 * KCP);
-  const int kcStep = std::min(2 * KCP, ((g.K + kBlocks - 1) / kBlocks + 7) / 8 * 8);
-  for (int j0 = 0; j0 < g.N; j0 += NC) {
-    const int nc = std::min(NC, g.N - j0);
-    const int nPanels = (nc + NR - 1) / NR;
-    int colTasks = std::max(1, std::min(nPanels, (4 * T + rowTasks - 1) / rowTasks));
-    if (T == 1) colTasks = 1;
-    const int panelsPerCol = (nPanels + colTasks - 1) / colTasks;
-    colTasks = (nPanels + panelsPerCol - 1) / panelsPerCol;
-    uint32_t* Bp = tlsB.get((size_t)KCP * nPanels * NR);
-    for (int p0 = 0; p0 < g.K; p0 += kcStep) {
-      const int kc = std::min(kcStep, g.K - p0), kp = (kc + 1) / 2;
-      const bool accumulate = p0 > 0;
-      const long bTasks = std::min<long>(nPanels, 4L * T);
-      const int bStep = (nPanels + (int)bTasks - 1) / (int)bTasks;
-      parallelOrSerial(T, bTasks, [&](long t, int) {
-        const int pa = (int)t * bStep, pb = std::min(nPanels, pa + bStep);
-        if (pa < pb) packB(g, p0, kc, j0, pa * NR, std::min(nc, pb * NR), Bp);
-      });
-      parallelOrSerial(T, (long)rowTasks * colTasks, [&](long t, int) {
-        const int ri = (int)(t / colTasks), ci = (int)(t % colTasks);
-        const int i0 = ri * mc, m = std::min(mc, g.M - i0);
-        const int ja = ci * panelsPerCol * NR, jb = std::min(nc, ja + panelsPerCol * NR);
-        if (m <= 0 || ja >= jb) return;
+  // Depth blocks of a multiple of 8 k (so even: a pair never straddles two blocks), <= 2*KCP.
+  uint32_t* Bp = tlsB.get((size_t)KCP * gemmColumnBlock(g.N, NR));
+  packedGemmLoops(
+      g.M, g.N, g.K, MR, NR, MCMAX, 2 * KCP,
+      [&](int p0, int kc, int j0, int ja, int jb) { packB(g, p0, kc, j0, ja, jb, Bp); },
+      [&](int i0, int m, int p0, int kc, int j0, int ja, int jb) {
         uint32_t* Ap = tlsA.get((size_t)MCMAX * KCP);
         packA(g, i0, m, p0, kc, Ap);
-        macro(g, kern, Ap, Bp, i0, m, j0, ja, jb, kp, accumulate);
+        macro(g, kern, Ap, Bp, i0, m, j0, ja, jb, (kc + 1) / 2, p0 > 0);
       });
-    }
-  }
 }
 
 bool hardwareAvailable() {
