@@ -7,18 +7,51 @@ import { format } from 'node:util';
 
 const tests = [];
 const prefix = [];
+// One entry per open describe: its afterEach hooks and whether it is skipped.
+const scopes = [];
 
 export function describe(name, fn) {
   prefix.push(name);
+  scopes.push({ after: [], skip: scopes.some((s) => s.skip) });
   try {
     fn();
   } finally {
     prefix.pop();
+    scopes.pop();
   }
 }
+describe.skipIf = (cond) => (name, fn) => {
+  prefix.push(name);
+  scopes.push({ after: [], skip: !!cond || scopes.some((s) => s.skip) });
+  try {
+    fn();
+  } finally {
+    prefix.pop();
+    scopes.pop();
+  }
+};
+
+/** Runs after each test of the enclosing describe (and of the file, outside any describe). */
+export function afterEach(fn) {
+  if (scopes.length) scopes.at(-1).after.push(fn);
+  else fileAfter.push(fn);
+}
+const fileAfter = [];
 
 function add(name, fn, skip = false) {
-  tests.push({ name: [...prefix, name].join(' > '), fn, skip });
+  const after = [...fileAfter, ...scopes.flatMap((s) => s.after)];
+  const skipped = skip || scopes.some((s) => s.skip);
+  tests.push({
+    name: [...prefix, name].join(' > '),
+    fn: async () => {
+      try {
+        await fn();
+      } finally {
+        for (const h of after) await h();
+      }
+    },
+    skip: skipped,
+  });
 }
 
 const each = (skip) => (rows) => (name, fn) => {
@@ -55,6 +88,7 @@ function matchers(actual, message, negate) {
       check(ok, `to equal ${format('%o', e)}`);
     },
     toBeCloseTo: (e, digits = 2) => check(Math.abs(actual - e) < 10 ** -digits / 2, `to be close to ${e}`),
+    toBeDefined: () => check(actual !== undefined, 'to be defined'),
     toBeGreaterThan: (e) => check(actual > e, `to be > ${e}`),
     toBeLessThan: (e) => check(actual < e, `to be < ${e}`),
     toBeLessThanOrEqual: (e) => check(actual <= e, `to be <= ${e}`),
