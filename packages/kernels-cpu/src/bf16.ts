@@ -33,9 +33,9 @@ export function widenBf16(n: NativeAddon, t: Tensor): Tensor {
   return w;
 }
 
-/** `t` (float32) rounded to a new bfloat16 tensor; `t` is disposed. */
+/** `t` (float32) rounded to a new bfloat16 tensor (written whole, so not zero-filled first); `t` is disposed. */
 export function narrowToBf16(n: NativeAddon, t: Tensor): Tensor {
-  const y = Tensor.empty(t.shape, 'bfloat16', 'cpu');
+  const y = Tensor.uninitialized(t.shape, 'bfloat16', 'cpu');
   n.castToBf16(t.raw() as Float32Array, y.raw() as Uint16Array, t.numel);
   t.dispose();
   return y;

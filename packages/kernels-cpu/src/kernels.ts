@@ -103,7 +103,7 @@ function matmulBf16Packed(
 ): Tensor | null {
   const plan = gemmPlan(a, b, transA, transB);
   if (!plan) return null;
-  const y = Tensor.empty(plan.outShape, 'bfloat16', 'cpu');
+  const y = Tensor.uninitialized(plan.outShape, 'bfloat16', 'cpu'); // castToBf16 writes every element
   if (y.numel === 0) return y;
   const o = uninitialized(y.shape);
   let ok = false;
@@ -143,17 +143,11 @@ function matmulBf16(n: NativeAddon, a: Tensor, b: Tensor, transA: boolean, trans
     const y = matmulBf16Packed(n, a, b, transA, transB, mode);
     if (y) return y;
   }
-  const wa = Tensor.empty(a.shape, 'float32', 'cpu');
-  const wb = Tensor.empty(b.shape, 'float32', 'cpu');
+  const wa = widenBf16(n, a);
+  const wb = widenBf16(n, b);
   try {
-    raw(wa).set(bf16Values(n, a));
-    raw(wb).set(bf16Values(n, b));
     const o = matmul(n, [wa, wb], { transA, transB }) as Tensor | null;
-    if (!o) return null;
-    const y = Tensor.empty(o.shape, 'bfloat16', 'cpu');
-    n.castToBf16(raw(o), y.raw() as Uint16Array, o.numel);
-    o.dispose();
-    return y;
+    return o ? narrowToBf16(n, o) : null;
   } finally {
     wa.dispose();
     wb.dispose();
