@@ -205,10 +205,7 @@ void softmaxBackward(const float* g, const float* y, float* dx, long outer, long
     });
     return;
   }
-  const long colChunk = std::min(inner, 256L);
-  const long nCol = (inner + colChunk - 1) / colChunk;
-  parallelFor(outer * nCol, [&](long t, int) {
-    long o = t / nCol, c0 = (t % nCol) * colChunk, c1 = std::min(inner, c0 + colChunk);
+  parallelColumnTiles(outer, inner, std::min(inner, 256L), [&](long o, long c0, long c1) {
     std::vector<double> acc(c1 - c0);
     const long base = o * size * inner;
     smBwdCols(g + base, y + base, dx + base, size, inner, c0, c1, log, acc.data());
@@ -251,10 +248,7 @@ void logsumexp(const float* x, float* out, long outer, long red, long inner) {
     });
     return;
   }
-  const long colChunk = std::min(inner, 256L);
-  const long nCol = (inner + colChunk - 1) / colChunk;
-  parallelFor(outer * nCol, [&](long t, int) {
-    long o = t / nCol, c0 = (t % nCol) * colChunk, c1 = std::min(inner, c0 + colChunk);
+  parallelColumnTiles(outer, inner, std::min(inner, 256L), [&](long o, long c0, long c1) {
     std::vector<float> m(c1 - c0);
     std::vector<double> acc(c1 - c0);
     lseCols(x + o * red * inner, out + o * inner, red, inner, c0, c1, m.data(), acc.data());

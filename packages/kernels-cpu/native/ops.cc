@@ -320,9 +320,7 @@ void reduce(int op, const float* x, float* out, int32_t* idx, long outer, long r
   }
   // inner > 1: columns of each outer slice; split over (outer, column chunks).
   const long colChunk = std::max(64L, inner / std::max(1L, (long)numThreads() * 4 / std::max(1L, outer) + 1));
-  const long nCol = (inner + colChunk - 1) / colChunk;
-  parallelFor(outer * nCol, [&](long t, int) {
-    long o = t / nCol, c0 = (t % nCol) * colChunk, c1 = std::min(inner, c0 + colChunk);
+  parallelColumnTiles(outer, inner, colChunk, [&](long o, long c0, long c1) {
     const float* xs = x + o * red * inner;
     if (ext) {
       for (long c = c0; c < c1; c++) extremeRow(xs + c, red, inner, isMax, out + o * inner + c, idx + o * inner + c);

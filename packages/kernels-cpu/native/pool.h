@@ -20,6 +20,16 @@ void parallelChunks(long n, long grain, F&& f) {
   });
 }
 
+// Tiles of `colChunk` columns of each of `outer` slices (a [outer, ., inner] layout) on the pool: f(o, c0, c1).
+template <class F>
+void parallelColumnTiles(long outer, long inner, long colChunk, F&& f) {
+  const long nCol = (inner + colChunk - 1) / colChunk;
+  parallelFor(outer * nCol, [&](long t, int) {
+    const long o = t / nCol, c0 = (t % nCol) * colChunk;
+    f(o, c0, std::min(inner, c0 + colChunk));
+  });
+}
+
 // parallelFor, or a plain loop when T == 1 (small problems: waking the pool costs more than it saves).
 template <class F>
 void parallelOrSerial(int T, long n, F&& f) {
