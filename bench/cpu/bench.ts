@@ -97,6 +97,7 @@ const oursTrain = () =>
       '--steps',
       args.steps!,
       '--profile',
+      '--profile-matmul',
     ],
     { OMNITRAIN_NUM_THREADS: String(threads) },
   );
@@ -238,16 +239,16 @@ const lines = [
 ];
 const stepMs = ours.train.medianStepMs as number;
 const profileLines = [
-  '| op | ms/step | % of step | calls/step |',
-  '|---|---|---|---|',
-  ...(ours.train.profile as { op: string; msPerStep: number; callsPerStep: number }[]).map(
+  '| op (matmul by shape: [batch x] M x N x K (transA,transB)) | ms/step | % of step | calls/step | GFLOP/s |',
+  '|---|---|---|---|---|',
+  ...(ours.train.profile as { op: string; msPerStep: number; callsPerStep: number; gflops?: number }[]).map(
     (p) =>
-      `| ${p.op} | ${p.msPerStep.toFixed(1)} | ${((100 * p.msPerStep) / stepMs).toFixed(1)}% | ${p.callsPerStep} |`,
+      `| ${p.op} | ${p.msPerStep.toFixed(1)} | ${((100 * p.msPerStep) / stepMs).toFixed(1)}% | ${p.callsPerStep} | ${p.gflops === undefined ? '' : p.gflops.toFixed(1)} |`,
   ),
 ];
 const kernelMs = (ours.train.profile as { msPerStep: number }[]).reduce((a, p) => a + p.msPerStep, 0);
 profileLines.push(
-  `| (outside kernels: autograd, JS, allocation) | ${(stepMs - kernelMs).toFixed(1)} | ${((100 * (stepMs - kernelMs)) / stepMs).toFixed(1)}% | |`,
+  `| (outside kernels: autograd, JS, allocation) | ${(stepMs - kernelMs).toFixed(1)} | ${((100 * (stepMs - kernelMs)) / stepMs).toFixed(1)}% | | |`,
 );
 const header = [
   `# CPU backend vs PyTorch (${new Date().toISOString()})`,

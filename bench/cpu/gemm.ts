@@ -1,7 +1,8 @@
 // GEMM-only comparison with PyTorch on a shared machine: ours (the registry's 'matmul', as models call it) and
 // PyTorch (bench/cpu/torch_bench.py --part gemm) run alternately, `--rounds` times, each side best of `--reps`
 // per shape; the table reports the best of every round per side and the ratio. Needs core and kernels-cpu dist.
-//   node --experimental-strip-types bench/cpu/gemm.ts [--threads 2] [--rounds 5] [--reps 5] [--out file.md]
+//   node --experimental-strip-types bench/cpu/gemm.ts [--threads 2] [--rounds 5] [--reps 5] [--only square] [--out file.md]
+// (--only keeps the shapes whose "what" contains the text.)
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -19,6 +20,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '5' },
     out: { type: 'string' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    only: { type: 'string' },
   },
 });
 const threads = Number(args.threads ?? process.env.OMNITRAIN_NUM_THREADS ?? availableParallelism());
@@ -29,7 +31,7 @@ if (!nativeStatus().available) throw new Error(`gemm bench needs the native back
 setNumThreads(threads);
 
 /** [M, N, K, transA, transB, what]: the issue's squares and the Qwen2-style training step's GEMMs (batch 4 x 512). */
-const SHAPES: [number, number, number, 0 | 1, 0 | 1, string][] = [
+const ALL_SHAPES: [number, number, number, 0 | 1, 0 | 1, string][] = [
   [1024, 1024, 1024, 0, 0, 'square'],
   [2048, 2048, 2048, 0, 0, 'square'],
   [2048, 1408, 512, 0, 1, 'gate/up fwd x W^T'],
@@ -40,6 +42,9 @@ const SHAPES: [number, number, number, 0 | 1, 0 | 1, string][] = [
   [2048, 512, 8192, 0, 0, 'lm head bwd dX'],
   [8192, 512, 2048, 1, 0, 'lm head bwd dW'],
 ];
+const SHAPES = ALL_SHAPES.filter((s) => !args.only || s[5].includes(args.only));
+if (SHAPES.length === 0)
+  throw new Error(`--only '${args.only}' matches no shape (see ALL_SHAPES in ${import.meta.url})`);
 const spec = (s: (typeof SHAPES)[number]) => s.slice(0, 5).join(',');
 
 function randn(shape: number[]): Tensor {
