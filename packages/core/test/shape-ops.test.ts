@@ -250,6 +250,16 @@ describe('shape ops: errors name the op, the argument and the shapes', () => {
       );
     });
   });
+  it('a rejected index leaves no tensor behind (checked before the output is allocated)', () => {
+    const x = randomF64([3, 4], 60);
+    const idx = ints([0, 1, 2, 9], [1, 4]);
+    const row = ints([4]);
+    const live = memoryStats().liveTensors;
+    expect(() => gather(x, 0, idx)).toThrow(/gather: index 9 at position 3/);
+    expect(() => indexSelect(x, 1, row)).toThrow(/indexSelect: index 4/);
+    expect(memoryStats().liveTensors).toBe(live);
+    for (const t of [x, idx, row]) t.dispose();
+  });
   it('maskedScatter needs enough source elements and a bool mask that broadcasts to x', () => {
     tidy(() => {
       const x = randomF64([2, 3], 56);

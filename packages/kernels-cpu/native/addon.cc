@@ -8,6 +8,7 @@
 #include "gemm.h"
 #include "gemm_bf16.h"
 #include "kernels.h"
+#include "movement.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -226,6 +227,56 @@ Napi::Value WhereBroadcast(const Napi::CallbackInfo& info) {
                      P<uint32_t>(info, 3), shape.data(), (int)shape.size());
   return info.Env().Undefined();
 }
+// Element size of a typed-array argument (1, 2, 4 or 8).
+int ElemSize(const Napi::CallbackInfo& info, size_t i) {
+  switch (info[i].As<Napi::TypedArray>().TypedArrayType()) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array: return 1;
+    case napi_int16_array:
+    case napi_uint16_array: return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array: return 4;
+    default: return 8;  // float64, bigint64, biguint64
+  }
+}
+// stridedCopy(src, dst, shape, strides) -> boolean  (src and dst typed arrays of one element size)
+Napi::Value StridedCopy(const Napi::CallbackInfo& info) {
+  std::vector<long> shape = Longs(info, 2), st = Longs(info, 3);
+  bool ok = ot::stridedCopy(P<void>(info, 0), P<void>(info, 1), ElemSize(info, 0), shape.data(), (int)shape.size(),
+                            st.data());
+  return Napi::Boolean::New(info.Env(), ok);
+}
+// catCopy(src, dst, outer, chunk, row, offset)  (chunk, row, offset in elements of src)
+Napi::Value CatCopy(const Napi::CallbackInfo& info) {
+  const long es = ElemSize(info, 0);
+  ot::catCopy(P<void>(info, 0), P<void>(info, 1), L(info, 2), L(info, 3) * es, L(info, 4) * es, L(info, 5) * es);
+  return info.Env().Undefined();
+}
+// indexSelect(src, idx, dst, outer, size, n, inner) -> -1 or the first out-of-range position
+Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
+  long r = ot::indexSelect(P<void>(info, 0), P<int32_t>(info, 1), P<void>(info, 2), ElemSize(info, 0), L(info, 3),
+                           L(info, 4), L(info, 5), L(info, 6));
+  return Napi::Number::New(info.Env(), (double)r);
+}
+// gather(src, idx, dst, indexShape, baseStrides, dimStride, size) -> -1, the first out-of-range position, or -2
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  std::vector<long> shape = Longs(info, 3), st = Longs(info, 4);
+  long r = ot::gather(P<void>(info, 0), P<int32_t>(info, 1), P<void>(info, 2), ElemSize(info, 0), shape.data(),
+                      (int)shape.size(), st.data(), L(info, 5), L(info, 6));
+  return Napi::Number::New(info.Env(), (double)r);
+}
+// scatterAdd(out, idx, src, indexShape, dim, xStrides, srcStrides, size) -> -1, the first bad position, or -2
+// (out: Float32Array or Float64Array already holding x; src of the same type)
+Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
+  std::vector<long> shape = Longs(info, 3), xs = Longs(info, 5), ss = Longs(info, 6);
+  const int es = ElemSize(info, 0);
+  if ((es != 4 && es != 8) || ElemSize(info, 2) != es) return Napi::Number::New(info.Env(), -2);
+  long r = ot::scatterAdd(P<void>(info, 0), P<int32_t>(info, 1), P<void>(info, 2), es == 8, shape.data(),
+                          (int)shape.size(), (int)L(info, 4), xs.data(), ss.data(), L(info, 7));
+  return Napi::Number::New(info.Env(), (double)r);
+}
 // softmaxBackward(g, y, dx, outer, size, inner, log)
 Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   ot::softmaxBackward(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3), L(info, 4), L(info, 5),
@@ -317,6 +368,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   FN("castF32ToF64", CastF32ToF64);
   FN("attentionFwd", AttnFwd);
   FN("attentionBwd", AttnBwd);
+  FN("stridedCopy", StridedCopy);
+  FN("catCopy", CatCopy);
+  FN("indexSelect", IndexSelect);
+  FN("gather", Gather);
+  FN("scatterAdd", ScatterAdd);
 #undef FN
   return exports;
 }

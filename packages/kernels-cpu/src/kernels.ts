@@ -14,6 +14,7 @@ import {
   Tensor,
 } from '@omnitrain/core';
 import { type NativeKernel, narrowToBf16, widenBf16, withBf16 } from './bf16.js';
+import { MOVEMENT_KERNELS } from './movement.js';
 import { gemmBf16Mode, type NativeAddon, native } from './native.js';
 
 /** `source` of every kernel this package registers. */
@@ -1025,6 +1026,7 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   ...Object.fromEntries(Object.keys(BACKWARD_OPS).map((op) => [op, unaryBackward(op)])),
   ...Object.fromEntries(Object.keys(REDUCE_OPS).map((op) => [op, reduce(op)])),
   sumTo,
+  ...MOVEMENT_KERNELS,
 };
 
 /** Register every native kernel on `cpu` at {@link KERNEL_PRIORITY}; each falls back to the next kernel. */

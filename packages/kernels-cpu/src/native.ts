@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RawArray } from '@omnitrain/core';
 
 /** Float arrays the addon reads and writes in place (views of tensors' own storage). */
 type F32 = Float32Array;
@@ -207,6 +208,42 @@ export interface NativeAddon {
     scale: number,
     causal: boolean,
   ): void;
+  /**
+   * dst (contiguous over `shape`) = src read at element `strides` (0 = broadcast); src and dst typed arrays of
+   * one element size. false: an element size or rank the walk does not take (nothing written).
+   */
+  stridedCopy(src: RawArray, dst: RawArray, shape: Float64Array, strides: Float64Array): boolean;
+  /** For o < outer: dst[o * row + offset ..] = src[o * chunk ..] (`chunk` elements): one input of cat. */
+  catCopy(src: RawArray, dst: RawArray, outer: number, chunk: number, row: number, offset: number): void;
+  /** src [outer, size, inner] -> dst [outer, idx.length, inner]; -1, or the first out-of-range index position. */
+  indexSelect(src: RawArray, idx: I32, dst: RawArray, outer: number, size: number, n: number, inner: number): number;
+  /**
+   * dst (indexShape) [p] = src[base(p) + idx[p] * dimStride] (base: p's coordinates times baseStrides);
+   * -1, the first out-of-range index position, or -2 (not handled).
+   */
+  gather(
+    src: RawArray,
+    idx: I32,
+    dst: RawArray,
+    indexShape: Float64Array,
+    baseStrides: Float64Array,
+    dimStride: number,
+    size: number,
+  ): number;
+  /**
+   * out (holding x) += src at the positions idx names along `dim`, in index order (float32 or float64);
+   * -1, the first out-of-range index position, or -2 (not handled).
+   */
+  scatterAdd(
+    out: F32 | Float64Array,
+    idx: I32,
+    src: F32 | Float64Array,
+    indexShape: Float64Array,
+    dim: number,
+    xStrides: Float64Array,
+    srcStrides: Float64Array,
+    size: number,
+  ): number;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -176,15 +176,12 @@ export function registerShapeKernels(r: Registry, source: string): void {
     const idx = readInt(index!, 'gather');
     const xs = stridesOf(x!.shape);
     const size = x!.shape[dim]!;
+    for (let p = 0; p < idx.length; p++) checkIndex('gather', idx[p]!, p, dim, size); // before allocating: no leak
     const offs = offsetsOf(index!.shape, xs, dim, x!.numel);
     const { t, raw } = alloc(index!.shape, x!);
     const src = x!.raw();
     const sd = xs[dim]!;
-    for (let p = 0; p < idx.length; p++) {
-      const v = idx[p]!;
-      checkIndex('gather', v, p, dim, size);
-      raw[p] = src[offs[p]! + v * sd]!;
-    }
+    for (let p = 0; p < idx.length; p++) raw[p] = src[offs[p]! + idx[p]! * sd]!;
     return t;
   });
 
