@@ -277,6 +277,25 @@ Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
                           (int)shape.size(), (int)L(info, 4), xs.data(), ss.data(), L(info, 7));
   return Napi::Number::New(info.Env(), (double)r);
 }
+// maskCount(mask) -> number of set bytes
+Napi::Value MaskCount(const Napi::CallbackInfo& info) {
+  const long n = (long)info[0].As<Napi::TypedArray>().ElementLength();
+  return Napi::Number::New(info.Env(), (double)ot::maskCount(P<uint8_t>(info, 0), n));
+}
+// maskedSelect(x, mask, dst) -> boolean  (dst holds maskCount(mask) elements)
+Napi::Value MaskedSelect(const Napi::CallbackInfo& info) {
+  const long n = (long)info[1].As<Napi::TypedArray>().ElementLength();
+  return Napi::Boolean::New(info.Env(),
+                            ot::maskedSelect(P<void>(info, 0), P<uint8_t>(info, 1), P<void>(info, 2), ElemSize(info, 0), n));
+}
+// maskedScatter(x, mask, src, dst) -> -1, the mask's count when src is too short (nothing written), or -2
+Napi::Value MaskedScatter(const Napi::CallbackInfo& info) {
+  const long n = (long)info[1].As<Napi::TypedArray>().ElementLength();
+  const long srcLen = (long)info[2].As<Napi::TypedArray>().ElementLength();
+  long r = ot::maskedScatter(P<void>(info, 0), P<uint8_t>(info, 1), P<void>(info, 2), srcLen, P<void>(info, 3),
+                             ElemSize(info, 0), n);
+  return Napi::Number::New(info.Env(), (double)r);
+}
 // softmaxBackward(g, y, dx, outer, size, inner, log)
 Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   ot::softmaxBackward(P<float>(info, 0), P<float>(info, 1), P<float>(info, 2), L(info, 3), L(info, 4), L(info, 5),
@@ -373,6 +392,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   FN("indexSelect", IndexSelect);
   FN("gather", Gather);
   FN("scatterAdd", ScatterAdd);
+  FN("maskCount", MaskCount);
+  FN("maskedSelect", MaskedSelect);
+  FN("maskedScatter", MaskedScatter);
 #undef FN
   return exports;
 }

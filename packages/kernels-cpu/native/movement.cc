@@ -1,5 +1,6 @@
 // Data movement for every dtype: elements move as 1/2/4/8-byte words, so copies are bit-exact for floats, halves,
-// ints and bools alike. Strided copies (permute, expand, narrow), cat, indexSelect and gather run on the pool;
+// ints and bools alike. Strided copies (permute, expand, narrow), cat, indexSelect, gather, maskedSelect and
+// maskedScatter (per-chunk counts, then each chunk copies from its prefix offset) run on the pool;
 // scatterAdd sums in the element type, in the reference's order (see scatterAdd below).
 #include <algorithm>
 #include <atomic>
@@ -132,6 +133,40 @@ void scatterAddAs(T* out, const int32_t* idx, const T* src, const long* ishape, 
   });
 }
 
+// Per-chunk counts of set mask bytes and their exclusive prefix sums (chunks of `step` elements); returns the total.
+long maskPrefix(const uint8_t* mask, long n, long step, std::vector<long>& start) {
+  const long parts = (n + step - 1) / step;
+  start.assign(parts + 1, 0);
+  parallelFor(parts, [&](long c, int) {
+    long count = 0;
+    for (long i = c * step, e = std::min(n, i + step); i < e; i++) count += mask[i] != 0;
+    start[c + 1] = count;
+  });
+  for (long c = 0; c < parts; c++) start[c + 1] += start[c];
+  return start[parts];
+}
+
+// Chunk size for the masked copies: about 4 chunks per thread, at least kGrain elements.
+long maskStep(long n) { return std::max(kGrain, (n + 4L * numThreads() - 1) / (4L * numThreads())); }
+
+template <class T>
+void maskedSelectAs(const T* x, const uint8_t* mask, T* dst, long n, long step, const std::vector<long>& start) {
+  parallelFor((long)start.size() - 1, [&](long c, int) {
+    T* d = dst + start[c];
+    for (long i = c * step, e = std::min(n, i + step); i < e; i++)
+      if (mask[i]) *d++ = x[i];
+  });
+}
+
+template <class T>
+void maskedScatterAs(const T* x, const uint8_t* mask, const T* src, T* dst, long n, long step,
+                     const std::vector<long>& start) {
+  parallelFor((long)start.size() - 1, [&](long c, int) {
+    const T* s = src + start[c];
+    for (long i = c * step, e = std::min(n, i + step); i < e; i++) dst[i] = mask[i] ? *s++ : x[i];
+  });
+}
+
 }  // namespace
 
 bool stridedCopy(const void* src, void* dst, int elemSize, const long* shape, int nd, const long* strides) {
@@ -202,6 +237,33 @@ long scatterAdd(void* out, const int32_t* idx, const void* src, bool f64, const 
   else
     scatterAddAs((float*)out, idx, (const float*)src, ishape, nd, dim, xStrides, srcStrides);
   return -1;
+}
+
+long maskCount(const uint8_t* mask, long n) {
+  std::vector<long> start;
+  return maskPrefix(mask, n, maskStep(n), start);
+}
+
+bool maskedSelect(const void* x, const uint8_t* mask, void* dst, int elemSize, long n) {
+  std::vector<long> start;
+  const long step = maskStep(n);
+  maskPrefix(mask, n, step, start);
+  return byWord(elemSize, [&](auto* w) {
+    using T = std::remove_pointer_t<decltype(w)>;
+    maskedSelectAs((const T*)x, mask, (T*)dst, n, step, start);
+  });
+}
+
+long maskedScatter(const void* x, const uint8_t* mask, const void* src, long srcLen, void* dst, int elemSize, long n) {
+  std::vector<long> start;
+  const long step = maskStep(n);
+  const long count = maskPrefix(mask, n, step, start);
+  if (count > srcLen) return count;
+  const bool ok = byWord(elemSize, [&](auto* w) {
+    using T = std::remove_pointer_t<decltype(w)>;
+    maskedScatterAs((const T*)x, mask, (const T*)src, (T*)dst, n, step, start);
+  });
+  return ok ? -1 : -2;
 }
 
 }  // namespace ot

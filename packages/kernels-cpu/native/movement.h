@@ -20,4 +20,11 @@ long gather(const void* src, const int32_t* idx, void* dst, int elemSize, const 
 // (ishape, nd dims); float32, or float64 when f64. Strides in elements of x and src; indices in [0, size).
 long scatterAdd(void* out, const int32_t* idx, const void* src, bool f64, const long* ishape, int nd, int dim,
                 const long* xStrides, const long* srcStrides, long size);
+// Number of nonzero bytes of mask[0, n).
+long maskCount(const uint8_t* mask, long n);
+// dst[0, maskCount) = the elements of x[0, n) whose mask byte is set, in order. false: unsupported elemSize.
+bool maskedSelect(const void* x, const uint8_t* mask, void* dst, int elemSize, long n);
+// dst[i] = mask[i] ? the next element of src : x[i] for i < n. -1 when done; the mask's count when it exceeds
+// srcLen (nothing written); -2 for an unsupported elemSize.
+long maskedScatter(const void* x, const uint8_t* mask, const void* src, long srcLen, void* dst, int elemSize, long n);
 }  // namespace ot

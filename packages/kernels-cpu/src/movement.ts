@@ -1,6 +1,7 @@
-// Native data-movement kernels: permute, expand, narrow, cat, indexSelect, gather (every dtype, bit-exact: elements
-// move as 1/2/4/8-byte words) and scatterAdd (float32/float64, summed in the reference's order). An out-of-range
-// index makes the kernel step aside, so that core's reference kernel reports it with its own message.
+// Native data-movement kernels: permute, expand, narrow, cat, indexSelect, gather, maskedSelect, maskedScatter
+// (every dtype, bit-exact: elements move as 1/2/4/8-byte words) and scatterAdd (float32/float64, summed in the
+// reference's order). An out-of-range index or a short source makes the kernel step aside, so that core's reference
+// kernel reports it with its own message.
 import { numelOf, Tensor } from '@omnitrain/core';
 import type { NativeKernel } from './bf16.js';
 import type { NativeAddon } from './native.js';
@@ -193,6 +194,29 @@ const scatterAdd: NativeKernel = (n, [x, index, src], { dim }: { dim: number }) 
   return null;
 };
 
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((s, i) => s === b[i]);
+
+const maskedSelect: NativeKernel = (n, [x, mask]) => {
+  if (!x || mask?.dtype !== 'bool' || !sameShape(x.shape, mask.shape)) return null;
+  const m = mask.raw() as Uint8Array;
+  const out = outputLike(x, [x.numel === 0 ? 0 : n.maskCount(m)]);
+  if (out.numel > 0 && !n.maskedSelect(x.raw(), m, out.raw())) {
+    out.dispose();
+    return null;
+  }
+  return out;
+};
+
+const maskedScatter: NativeKernel = (n, [x, mask, src]) => {
+  if (!x || !src || src.dtype !== x.dtype || mask?.dtype !== 'bool' || !sameShape(x.shape, mask.shape)) return null;
+  const out = outputLike(x, x.shape);
+  if (out.numel === 0) return out;
+  if (n.maskedScatter(x.raw(), mask.raw() as Uint8Array, src.raw(), out.raw()) === -1) return out;
+  out.dispose(); // src too short (the reference reports it) or an element size the addon does not take
+  return null;
+};
+
 /** The data-movement kernels by op name (registered with the others in kernels.ts). */
 export const MOVEMENT_KERNELS: Readonly<Record<string, NativeKernel>> = {
   permute,
@@ -202,4 +226,6 @@ export const MOVEMENT_KERNELS: Readonly<Record<string, NativeKernel>> = {
   indexSelect,
   gather,
   scatterAdd,
+  maskedSelect,
+  maskedScatter,
 };

@@ -230,6 +230,15 @@ export interface NativeAddon {
     dimStride: number,
     size: number,
   ): number;
+  /** Number of set (nonzero) bytes of a bool mask. */
+  maskCount(mask: Uint8Array): number;
+  /** dst[0, maskCount(mask)) = the elements of x where mask is set, in order; false: element size not taken. */
+  maskedSelect(x: RawArray, mask: Uint8Array, dst: RawArray): boolean;
+  /**
+   * dst = x with the positions where mask is set taken, in order, from src; -1, the mask's count when src is
+   * shorter (nothing written), or -2 (element size not taken).
+   */
+  maskedScatter(x: RawArray, mask: Uint8Array, src: RawArray, dst: RawArray): number;
   /**
    * out (holding x) += src at the positions idx names along `dim`, in index order (float32 or float64);
    * -1, the first out-of-range index position, or -2 (not handled).

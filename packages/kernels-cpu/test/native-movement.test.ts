@@ -2,7 +2,7 @@
 // reference kernels, bit for bit: every dtype (elements move as raw words), odd shapes, the tiled transpose path,
 // broadcasts, empty tensors, inputs that are views into a larger storage, sizes large enough for the threaded
 // paths, and scatterAdd's repeated indices summed in the reference's order. Out-of-range indices still raise the
-// reference's error, with nothing leaked.
+// reference's error, with nothing leaked; so does a maskedScatter source that is too short.
 import { createRegistry, type DType, memoryStats, type Tensor, tensor } from '@omnitrain/core';
 import { type CaseRandom, type ConformanceCase, runConformance } from '@omnitrain/core/testing';
 import { KERNEL_SOURCE, NATIVE_KERNELS, native, plugin } from '@omnitrain/kernels-cpu';
@@ -248,7 +248,59 @@ cases.push({
   attrs: { dim: 0 },
 });
 
-const OPS = ['permute', 'expand', 'narrow', 'cat', 'indexSelect', 'gather', 'scatterAdd'];
+// maskedSelect / maskedScatter: every dtype, all-false and all-true masks, sizes spanning several pool chunks.
+each(ALL_DTYPES, 'maskedSelect', '[4,5]', (r, dt) => [r.tensor([4, 5], dt), r.tensor([4, 5], 'bool')], {});
+each(
+  ['float32'],
+  'maskedSelect',
+  'threaded [300,1001]',
+  (r, dt) => [r.tensor([300, 1001], dt), r.tensor([300, 1001], 'bool')],
+  {},
+);
+each(
+  ['float32'],
+  'maskedSelect',
+  'all false',
+  (r, dt) => [r.tensor([3, 4], dt), tensor(new Array(12).fill(0), { dtype: 'bool', shape: [3, 4] })],
+  {},
+);
+each(
+  ALL_DTYPES,
+  'maskedScatter',
+  '[2,5] src longer than needed',
+  (r, dt) => [r.tensor([2, 5], dt), r.tensor([2, 5], 'bool'), r.tensor([13], dt)],
+  {},
+);
+each(
+  ['float32', 'bfloat16'],
+  'maskedScatter',
+  'threaded [4,512,300] all true',
+  (r, dt) => [
+    r.tensor([4, 512, 300], dt),
+    tensor(new Array(4 * 512 * 300).fill(1), { dtype: 'bool', shape: [4, 512, 300] }),
+    r.tensor([4 * 512 * 300], dt),
+  ],
+  {},
+);
+each(
+  ['float32'],
+  'maskedScatter',
+  'threaded [700,999]',
+  (r, dt) => [r.tensor([700, 999], dt), r.tensor([700, 999], 'bool'), r.tensor([700 * 999], dt)],
+  {},
+);
+
+const OPS = [
+  'permute',
+  'expand',
+  'narrow',
+  'cat',
+  'indexSelect',
+  'gather',
+  'scatterAdd',
+  'maskedSelect',
+  'maskedScatter',
+];
 const registry = createRegistry().use(plugin);
 const skip = !status.available && allowNoNative;
 const zero = { rtol: 0, atol: 0 };
@@ -317,7 +369,7 @@ describe('native data-movement kernels', () => {
     for (const t of [base, idx, src, gidx]) t.dispose();
   });
 
-  it.skipIf(skip)("out-of-range indices raise the reference's error and leak nothing", () => {
+  it.skipIf(skip)("out-of-range indices and short sources raise the reference's error and leak nothing", () => {
     const x = tensor([1, 2, 3, 4, 5, 6], { shape: [2, 3] });
     const live = memoryStats().liveTensors;
     const bad: [string, Tensor[], object, RegExp][] = [
@@ -325,6 +377,12 @@ describe('native data-movement kernels', () => {
       ['indexSelect', [x, ints([-1])], { dim: 0 }, /indexSelect: index -1 at position 0/],
       ['gather', [x, ints([0, 1, 2, 2, 1, 5], [2, 3])], { dim: 1 }, /gather: index 5 at position 5/],
       ['scatterAdd', [x, ints([0, 2], [1, 2]), tensor([1, 1], { shape: [1, 2] })], { dim: 0 }, /scatterAdd: index 2/],
+      [
+        'maskedScatter',
+        [x, tensor([1, 1, 0, 1, 0, 1], { dtype: 'bool', shape: [2, 3] }), tensor([1, 2, 3])],
+        {},
+        /maskedScatter: mask has 4 true elements but source \[3\] has only 3/,
+      ],
     ];
     for (const [op, ins, attrs, message] of bad) {
       expect(() => best(op)(ins, attrs), op).toThrow(message);
