@@ -89,6 +89,7 @@ function matchers(actual, message, negate) {
     },
     toBeCloseTo: (e, digits = 2) => check(Math.abs(actual - e) < 10 ** -digits / 2, `to be close to ${e}`),
     toBeDefined: () => check(actual !== undefined, 'to be defined'),
+    toBeNull: () => check(actual === null, 'to be null'),
     toBeGreaterThan: (e) => check(actual > e, `to be > ${e}`),
     toBeLessThan: (e) => check(actual < e, `to be < ${e}`),
     toBeLessThanOrEqual: (e) => check(actual <= e, `to be <= ${e}`),
