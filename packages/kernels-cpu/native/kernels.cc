@@ -336,16 +336,8 @@ void embeddingBwd(const int32_t* ids, const float* g, float* dw, long n, int hid
   });
 }
 
-OT_CLONES static float rowMax(const float* x, long n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (long j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
-  return m;
-}
-OT_CLONES static float rowSumExp(const float* x, long n, float m) {
-  float s = 0;
-  for (long j = 0; j < n; j++) s += fexp(x[j] - m);
-  return s;
-}
+OT_CLONES static float rowMax(const float* x, long n) { return laneMax(x, n); }
+OT_CLONES static float rowSumExp(const float* x, long n, float m) { return laneSumExp<false>(x, n, m); }
 static float rowLse(const float* x, long n) {
   float m = rowMax(x, n);
   if (std::isinf(m)) return m;

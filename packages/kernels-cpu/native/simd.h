@@ -28,4 +28,61 @@ OT_INLINE float fexp(float x) {
   std::memcpy(&s, &bits, 4);
   return p * s;
 }
+
+// Row reductions written with 8 independent lanes: without -ffast-math GCC keeps a single float accumulator
+// (and with it every fexp) scalar, because reassociating the sum changes its rounding; 8 lanes let each target
+// clone vectorize the loop. `x > m ? x : m` is exactly (v)maxps, so the max vectorizes as well (NaNs never win).
+constexpr int kLanes = 8;
+
+/** max of x[0, n) (-inf when n == 0). */
+OT_INLINE float laneMax(const float* x, long n) {
+  float acc[kLanes];
+  for (int l = 0; l < kLanes; l++) acc[l] = -INFINITY;
+  long j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+  float m = -INFINITY;
+  for (int l = 0; l < kLanes; l++) m = acc[l] > m ? acc[l] : m;
+  for (; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+/** sum of exp(x[j] - m) over x[0, n); with STORE, x[j] is replaced by exp(x[j] - m) (T: float or const float). */
+template <bool STORE, class T>
+OT_INLINE float laneSumExp(T* x, long n, float m) {
+  float acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; l++) {
+      float e = fexp(x[j + l] - m);
+      if constexpr (STORE) x[j + l] = e;
+      acc[l] += e;
+    }
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; j < n; j++) {
+    float e = fexp(x[j] - m);
+    if constexpr (STORE) x[j] = e;
+    s += e;
+  }
+  return s;
+}
+
+/** p[j] = exp(p[j] - l) in place; returns the sum of p[j] * g[j] over [0, n). */
+OT_INLINE float laneExpDot(float* p, const float* g, long n, float l) {
+  float acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int k = 0; k < kLanes; k++) {
+      float e = fexp(p[j + k] - l);
+      p[j + k] = e;
+      acc[k] += e * g[j + k];
+    }
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; j < n; j++) {
+    float e = fexp(p[j] - l);
+    p[j] = e;
+    s += e * g[j];
+  }
+  return s;
+}
 }  // namespace ot
