@@ -97,8 +97,7 @@ void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool tr
 }
 
 OT_CLONES static void rmsRow(const float* x, const float* w, float* y, float* rstd, int d, float eps) {
-  float ss = 0;
-  for (int j = 0; j < d; j++) ss += x[j] * x[j];
+  float ss = laneSum(d, [&](long j) { return x[j] * x[j]; });
   float rs = (float)(1.0 / std::sqrt((double)ss / d + eps));
   *rstd = rs;
   for (int j = 0; j < d; j++) y[j] = w[j] * (x[j] * rs);
@@ -111,13 +110,8 @@ void rmsNormFwd(const float* x, const float* w, float* y, float* rstd, long rows
 }
 
 OT_CLONES static void rmsBwdRow(const float* gy, const float* x, const float* w, float rs, float* gx, float* gwAcc, int d) {
-  float dot = 0;
-  for (int j = 0; j < d; j++) {
-    float xhat = x[j] * rs;
-    float h = gy[j] * w[j];
-    dot += h * xhat;
-    gwAcc[j] += gy[j] * xhat;
-  }
+  float dot = laneSum(d, [&](long j) { return (gy[j] * w[j]) * (x[j] * rs); });
+  for (int j = 0; j < d; j++) gwAcc[j] += gy[j] * (x[j] * rs);
   float c = dot / d;
   for (int j = 0; j < d; j++) gx[j] = rs * (gy[j] * w[j] - x[j] * rs * c);
 }
@@ -142,11 +136,8 @@ void rmsNormBwd(const float* gy, const float* x, const float* w, const float* rs
 
 OT_CLONES static void lnRow(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int d,
                             float eps) {
-  float s = 0;
-  for (int j = 0; j < d; j++) s += x[j];
-  float mu = s / d;
-  float v = 0;
-  for (int j = 0; j < d; j++) v += (x[j] - mu) * (x[j] - mu);
+  float mu = laneSum(d, [&](long j) { return x[j]; }) / d;
+  float v = laneSum(d, [&](long j) { return (x[j] - mu) * (x[j] - mu); });
   float rs = (float)(1.0 / std::sqrt((double)v / d + eps));
   *mean = mu;
   *rstd = rs;
@@ -167,16 +158,13 @@ void layerNormFwd(const float* x, const float* w, const float* b, float* y, floa
 }
 OT_CLONES static void lnBwdRow(const float* gy, const float* x, float m, float rs, const float* w, float* gx, float* gw,
                                float* gb, int d) {
-  float sumG = 0, sumGX = 0;
-  for (int j = 0; j < d; j++) {
-    float g = gy[j];
-    float xhat = (x[j] - m) * rs;
-    float gh = w ? g * w[j] : g;
-    sumG += gh;
-    sumGX += gh * xhat;
-    if (gw) gw[j] += g * xhat;
-    if (gb) gb[j] += g;
-  }
+  auto gh = [&](long j) { return w ? gy[j] * w[j] : gy[j]; };
+  float sumG = laneSum(d, gh);
+  float sumGX = laneSum(d, [&](long j) { return gh(j) * ((x[j] - m) * rs); });
+  if (gw)
+    for (int j = 0; j < d; j++) gw[j] += gy[j] * ((x[j] - m) * rs);
+  if (gb)
+    for (int j = 0; j < d; j++) gb[j] += gy[j];
   float a = sumG / d, b = sumGX / d;
   for (int j = 0; j < d; j++) {
     float gh = w ? gy[j] * w[j] : gy[j];

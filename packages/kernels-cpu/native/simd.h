@@ -85,4 +85,16 @@ OT_INLINE float laneExpDot(float* p, const float* g, long n, float l) {
   }
   return s;
 }
+
+/** Lane-wise sum of f(j) over [0, n) (f returns float; vectorizes like the reductions above). */
+template <class F>
+OT_INLINE float laneSum(long n, F&& f) {
+  float acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; l++) acc[l] += f(j + l);
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; j < n; j++) s += f(j);
+  return s;
+}
 }  // namespace ot
