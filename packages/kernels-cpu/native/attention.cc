@@ -51,11 +51,13 @@ static int stackedHeads(int group, int maxSk) {
 // Rows [i0, i0+rows) of heads [h0, h0+gs) of x ([tokens, heads, d], row stride hq*d) <-> dense [gs*rows, d].
 static void packRows(const float* x, int hq, int d, int h0, int gs, int rows, float* dst) {
   for (int g = 0; g < gs; g++)
-    for (int r = 0; r < rows; r++) std::memcpy(dst + ((long)g * rows + r) * d, x + ((long)r * hq + h0 + g) * d, sizeof(float) * d);
+    for (int r = 0; r < rows; r++)
+      std::memcpy(dst + ((long)g * rows + r) * d, x + ((long)r * hq + h0 + g) * d, sizeof(float) * d);
 }
 static void unpackRows(const float* src, int hq, int d, int h0, int gs, int rows, float* x) {
   for (int g = 0; g < gs; g++)
-    for (int r = 0; r < rows; r++) std::memcpy(x + ((long)r * hq + h0 + g) * d, src + ((long)g * rows + r) * d, sizeof(float) * d);
+    for (int r = 0; r < rows; r++)
+      std::memcpy(x + ((long)r * hq + h0 + g) * d, src + ((long)g * rows + r) * d, sizeof(float) * d);
 }
 
 void attentionFwd(const float* q, const float* k, const float* v, float* o, float* lse, const int32_t* seg, int nseg,
