@@ -2,7 +2,8 @@
 // each block's scores against the keys it can see computed with one SGEMM (masked exactly), softmax per row, then
 // P·V with one SGEMM. Backward recomputes P from the saved logsumexp. Tasks are (segment, head stack, block)
 // forward and (segment, kv head) backward, so that dK/dV of a kv head (shared by its group) are written by one
-// worker.
+// worker; with too few of those to keep every thread busy, a kv head's query blocks are split over several tasks
+// whose private dK/dV are summed afterwards.
 #include <cblas.h>
 
 #include <algorithm>
@@ -131,8 +132,25 @@ void attentionBwd(const float* q, const float* k, const float* v, const float* l
   const size_t sPer = (size_t)gs * BQ * std::max(1, maxSk), rPer = (size_t)gs * BQ * d;
   const size_t per = 2 * sPer + 3 * rPer + gs * BQ;
   std::vector<float> scratch((size_t)T * per);
-  parallelFor((long)nseg * hkv, [&](long t, int worker) {
-    int s = (int)(t / hkv), hk = (int)(t % hkv);
+  // Tasks: (segment, kv head, part). dK/dV of a kv head sum over its whole group and every query block. With at
+  // least ~4 (segment, kv head) pairs per thread one task owns a pair's dK/dV outright; with fewer (one long
+  // sequence, few KV heads: otherwise most cores would idle) each pair's query blocks are dealt round-robin to
+  // `parts` tasks that accumulate privately, and the partial sums are added afterwards, in part order.
+  const long pairs = (long)nseg * hkv;
+  int maxBlocks = 0;
+  for (int s = 0; s < nseg; s++) maxBlocks = std::max(maxBlocks, (seg[s * 4 + 2] + BQ - 1) / BQ);
+  int parts = 1;
+  if (T > 1 && pairs < 4L * T && maxBlocks > 1) {
+    parts = (int)std::min<long>(maxBlocks, (4L * T + pairs - 1) / pairs);
+    const long budget = 1L << 25;  // floats of private dK/dV (128 MiB)
+    while (parts > 1 && pairs * parts * 2L * maxSk * d > budget) parts--;
+  }
+  const size_t privPer = (size_t)2 * maxSk * d;
+  std::vector<float> priv(parts > 1 ? (size_t)pairs * parts * privPer : 0);
+  parallelFor(pairs * parts, [&](long t, int worker) {
+    const long pair = t / parts;
+    const int part = (int)(t % parts);
+    int s = (int)(pair / hkv), hk = (int)(pair % hkv);
     int q0 = seg[s * 4], k0 = seg[s * 4 + 1], sq = seg[s * 4 + 2], sk = seg[s * 4 + 3];
     float* P = scratch.data() + (size_t)worker * per;
     float* dP = P + sPer;
@@ -142,15 +160,23 @@ void attentionBwd(const float* q, const float* k, const float* v, const float* l
     float* L = dQs + rPer;
     const float* K = k + ((long)k0 * hkv + hk) * d;
     const float* V = v + ((long)k0 * hkv + hk) * d;
-    float* dK = dk + ((long)k0 * hkv + hk) * d;
-    float* dV = dv + ((long)k0 * hkv + hk) * d;
-    for (int j = 0; j < sk; j++) {
-      std::memset(dK + (long)j * hkv * d, 0, sizeof(float) * d);
-      std::memset(dV + (long)j * hkv * d, 0, sizeof(float) * d);
+    float *dK, *dV;
+    int ldkv;
+    if (parts == 1) {
+      dK = dk + ((long)k0 * hkv + hk) * d;
+      dV = dv + ((long)k0 * hkv + hk) * d;
+      ldkv = hkv * d;
+    } else {
+      dK = priv.data() + ((size_t)pair * parts + part) * privPer;
+      dV = dK + (size_t)maxSk * d;
+      ldkv = d;
     }
-    // dK and dV of this kv head sum over its whole group: one worker owns them.
+    for (int j = 0; j < sk; j++) {
+      std::memset(dK + (long)j * ldkv, 0, sizeof(float) * d);
+      std::memset(dV + (long)j * ldkv, 0, sizeof(float) * d);
+    }
     for (int h0 = hk * group; h0 < (hk + 1) * group; h0 += gs) {
-      for (int i0 = 0; i0 < sq; i0 += BQ) {
+      for (int i0 = part * BQ; i0 < sq; i0 += parts * BQ) {
         int rows = std::min(BQ, sq - i0), m = gs * rows;
         int n = causal ? std::min(i0 + rows, sk) : sk;
         const long row0 = (long)(q0 + i0) * hq * d;
@@ -169,8 +195,30 @@ void attentionBwd(const float* q, const float* k, const float* v, const float* l
           probsAndGrad(P + (long)g * rows * n, dP + (long)g * rows * n, rows, n, i0, causal, sk, L + g * rows, scale);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n, 1.0f, dP, n, K, hkv * d, 0.0f, dQs, d);
         unpackRows(dQs, hq, d, h0, gs, rows, dq + row0);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, d, m, 1.0f, dP, n, Qs, d, 1.0f, dK, hkv * d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, d, m, 1.0f, P, n, GOs, d, 1.0f, dV, hkv * d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, d, m, 1.0f, dP, n, Qs, d, 1.0f, dK, ldkv);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, d, m, 1.0f, P, n, GOs, d, 1.0f, dV, ldkv);
+      }
+    }
+  });
+  if (parts == 1) return;
+  // dK, dV = the parts' sums, key rows in chunks on the pool.
+  const int chunks = 8;
+  parallelFor(pairs * chunks, [&](long t, int) {
+    const long pair = t / chunks;
+    const int c = (int)(t % chunks), s = (int)(pair / hkv), hk = (int)(pair % hkv);
+    const int k0 = seg[s * 4 + 1], sk = seg[s * 4 + 3];
+    const int j0 = (int)((long)sk * c / chunks), j1 = (int)((long)sk * (c + 1) / chunks);
+    const float* base = priv.data() + (size_t)pair * parts * privPer;
+    for (int which = 0; which < 2; which++) {
+      float* out = (which == 0 ? dk : dv) + ((long)k0 * hkv + hk) * d;
+      const float* in = base + (size_t)which * maxSk * d;
+      for (int j = j0; j < j1; j++) {
+        float* o = out + (long)j * hkv * d;
+        std::memcpy(o, in + (long)j * d, sizeof(float) * d);
+        for (int p = 1; p < parts; p++) {
+          const float* x = in + (size_t)p * privPer + (long)j * d;
+          for (int e = 0; e < d; e++) o[e] += x[e];
+        }
       }
     }
   });

@@ -1,10 +1,11 @@
 // The native attention with several query heads of a GQA group stacked into one product (native/attention.cc),
 // forward and backward, against core's reference at sizes the core conformance cases do not reach: several
 // 64-row query blocks with a partial last one, groups of 2, 3 and 4 heads, packed sequences of uneven lengths,
-// cross-attention lengths (Sq != Sk), causal and not.
+// cross-attention lengths (Sq != Sk), causal and not. Run with 1 thread (each kv head's dK/dV owned by one task) and
+// with 8 (too few kv heads per thread: query blocks split over tasks with private dK/dV, summed afterwards).
 import { createRegistry, type Tensor, tensor } from '@omnitrain/core';
 import { type CaseRandom, type ConformanceCase, referenceKernelIn, runConformance } from '@omnitrain/core/testing';
-import { KERNEL_SOURCE, plugin } from '@omnitrain/kernels-cpu';
+import { KERNEL_SOURCE, nativeStatus, plugin, setNumThreads } from '@omnitrain/kernels-cpu';
 import { describe, expect, it } from 'vitest';
 import { allowNoNative, status } from './native-available.js';
 
@@ -48,9 +49,19 @@ for (const a of SHAPES) {
 }
 
 describe('native attention with stacked GQA heads', () => {
-  const results = skip
-    ? []
-    : runConformance({ registry, ops: ['attention', 'attentionBackward'], extraCases: cases }).slice(-cases.length);
+  const run = (threads: number) => {
+    if (skip) return [];
+    const before = nativeStatus().threads!;
+    setNumThreads(threads);
+    try {
+      return runConformance({ registry, ops: ['attention', 'attentionBackward'], extraCases: cases })
+        .slice(-cases.length)
+        .map((r) => ({ ...r, name: `${r.name}, ${threads} thread(s)` }));
+    } finally {
+      setNumThreads(before);
+    }
+  };
+  const results = [...run(1), ...run(8)];
 
   it.skipIf(skip).each(results.map((r) => [`${r.op} ${r.name}`, r] as const))('%s', (_, r) => {
     expect(r.ok, r.message).toBe(true);
