@@ -1,6 +1,7 @@
 // Attention forward and backward kernels alone (the registry's best: the native ones once kernels-cpu is built),
-// causal, at the bench shape (B1 S1024 H8 D64) and the training step's GQA shape (B4 S512, 8 query heads on 2 KV
-// heads, D64): best of --reps calls, ms and GFLOP/s (forward 2·S²·D·H per sequence for causal, backward 2.5x).
+// causal, at the bench shape (B1 S1024 H8 D64), the training step's GQA shape (B4 S512, 8 query heads on 2 KV
+// heads, D64) and one long MQA sequence (B1 S2048, 8 query heads on 1 KV head): best of --reps calls, ms and
+// GFLOP/s (forward 2·S²·D·H per sequence for causal, backward 2.5x).
 //   node --experimental-strip-types bench/cpu/attention.ts [--reps 6]   (after building core and kernels-cpu dist)
 import { parseArgs } from 'node:util';
 import { defaultRegistry, type Tensor, tensor } from '../../packages/core/dist/index.js';
@@ -18,6 +19,7 @@ function randn(shape: number[]): Tensor {
 for (const [B, S, H, KV, D] of [
   [1, 1024, 8, 8, 64],
   [4, 512, 8, 2, 64],
+  [1, 2048, 8, 1, 64],
 ] as const) {
   const [q, k, v, go] = [randn([B, S, H, D]), randn([B, S, KV, D]), randn([B, S, KV, D]), randn([B, S, H, D])];
   const attrs = { causal: true, scale: 1 / Math.sqrt(D) };
