@@ -2,23 +2,12 @@
 // (every dtype, bit-exact: elements move as 1/2/4/8-byte words) and scatterAdd (float32/float64, summed in the
 // reference's order). An out-of-range index or a short source makes the kernel step aside, so that core's reference
 // kernel reports it with its own message.
-import { numelOf, Tensor } from '@omnitrain/core';
+import { numelOf, stridesOf, Tensor } from '@omnitrain/core';
 import type { NativeKernel } from './bf16.js';
 import type { NativeAddon } from './native.js';
 
 /** Most dims the native strided walk takes after merging (native/strided.h kMaxDims). */
 const MAX_DIMS = 16;
-
-/** Row-major element strides of a contiguous `shape`. */
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = acc;
-    acc *= shape[i]!;
-  }
-  return st;
-}
 
 /**
  * A read of `shape` at `strides` with size-1 dims dropped and neighbours merged where the source is contiguous
