@@ -62,6 +62,7 @@ function stridedRead(
 
 const permute: NativeKernel = (n, [x], { dims }: { dims: number[] }) => {
   if (!x || !Array.isArray(dims) || dims.length !== x.ndim) return null;
+  if (new Set(dims).size !== dims.length || dims.some((d) => !Number.isInteger(d) || d < 0 || d >= x.ndim)) return null;
   const st = stridesOf(x.shape);
   return stridedRead(
     n,

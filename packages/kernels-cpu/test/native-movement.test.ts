@@ -361,6 +361,23 @@ describe('native data-movement kernels', () => {
     for (const t of [base, idx, src, gidx]) t.dispose();
   });
 
+  it.skipIf(skip)('steps aside for attributes the op would have rejected (the reference reports them)', () => {
+    const n = native()!;
+    const x = tensor([1, 2, 3, 4, 5, 6], { shape: [2, 3] });
+    const declined: [string, object][] = [
+      ['permute', { dims: [0, 0] }],
+      ['permute', { dims: [1, 2] }],
+      ['permute', { dims: [1] }],
+      ['expand', { shape: [4, 3, 2] }],
+      ['expand', { shape: [3] }],
+      ['narrow', { dim: 1, start: 2, length: 2 }],
+      ['narrow', { dim: 2, start: 0, length: 1 }],
+    ];
+    for (const [op, attrs] of declined)
+      expect(NATIVE_KERNELS[op]!(n, [x], attrs), `${op} ${JSON.stringify(attrs)}`).toBe(null);
+    x.dispose();
+  });
+
   it.skipIf(skip)("out-of-range indices and short sources raise the reference's error and leak nothing", () => {
     const x = tensor([1, 2, 3, 4, 5, 6], { shape: [2, 3] });
     const live = memoryStats().liveTensors;
