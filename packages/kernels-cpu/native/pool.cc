@@ -1,5 +1,7 @@
 #include "pool.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -70,10 +72,21 @@ struct Pool {
   }
 };
 
+// CPUs this process may run on (its affinity mask: taskset, cpusets), not all the machine has: a pool wider than
+// the mask would only time-slice. Falls back to hardware_concurrency where the mask cannot be read.
+int usableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return (int)std::thread::hardware_concurrency();
+}
+
 Pool& pool() {
   static Pool* p = [] {
     auto* q = new Pool();
-    int k = (int)std::thread::hardware_concurrency();
+    int k = usableCpus();
     if (const char* e = std::getenv("OMNITRAIN_NUM_THREADS")) k = std::atoi(e);
     q->resize(k > 0 ? k : 1);
     return q;
