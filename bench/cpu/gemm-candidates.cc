@@ -3,7 +3,7 @@
 // With no arguments: checks the packed GEMM against a float64 reference (odd shapes, all transposes, beta 0/1/0.5).
 // Build (repo root):
 //   N=packages/kernels-cpu/native; g++ -O3 -std=c++17 -I$N -I/usr/include/x86_64-linux-gnu/openblas-pthread \
-//     bench/cpu/gemm-candidates.cc $N/gemm.cc $N/kernels.cc $N/pool.cc -lopenblas -pthread -o /tmp/gemm-candidates
+//     bench/cpu/gemm-candidates.cc $N/gemm.cc $N/blas.cc $N/pool.cc -lopenblas -pthread -o /tmp/gemm-candidates
 // Run: TH=2 /tmp/gemm-candidates M N K mode reps [transA transB]   (CPUT=1: process CPU time instead of wall time)
 // Prints the best-of-reps GFLOP/s. Alternate the modes (and bench/cpu/torch_bench.py --part gemm) several times on a
 // shared machine and compare the best of each.

@@ -6,7 +6,7 @@
 // beta share one kernel. Without AVX2+FMA the caller falls back to OpenBLAS. The AVX-512 variant is compiled but has
 // not been run (no AVX-512 machine was available); OMNITRAIN_GEMM_ISA=avx2 pins the AVX2 kernel.
 // Opt-in (OMNITRAIN_GEMM=packed): measured on a 2-core EPYC (Zen 3) it matches OpenBLAS for K <= 512 but is ~10%
-// slower per core for larger K, so OpenBLAS panels stay the default (kernels.cc).
+// slower per core for larger K, so OpenBLAS panels stay the default (blas.cc).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// Native float32 kernels (SIMD via GCC target_clones: AVX-512, AVX2+FMA, scalar; threads via pool.h).
+// Native float32 kernels, defined by family: blas.cc (the GEMM entry), norms.cc, fused.cc, loss.cc, casts.cc (and
+// the FMA peak), attention.cc. SIMD via GCC target_clones (AVX-512, AVX2+FMA, scalar); threads via pool.h.
 #pragma once
 #include <cstdint>
 
