@@ -38,7 +38,10 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("isa", ot::isaName());
   o.Set("threads", ot::numThreads());
   o.Set("blas", "openblas");
-  o.Set("gemm", ot::gemmImpl() == 1 ? std::string("packed ") + ot::packedGemmIsa() : std::string("openblas panels"));
+  const int impl = ot::gemmImpl();
+  o.Set("gemm", impl == 1   ? std::string("packed ") + ot::packedGemmIsa()
+                : impl == 0 ? std::string("openblas panels")
+                            : std::string("packed ") + ot::packedGemmIsa() + " for K <= 1536, else openblas panels");
   o.Set("gemmBf16", ot::gemmBf16Isa());
   Napi::Object runs = Napi::Object::New(info.Env());
   runs.Set("hardware", ot::gemmBf16Runs(0));

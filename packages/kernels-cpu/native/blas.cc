@@ -24,23 +24,26 @@ const char* isaName() {
 
 void blasThreads(int n) { openblas_set_num_threads(n); }
 
-// GEMM. Default: OpenBLAS on our own pool, one output panel per thread (rows, or columns when N > M; multiples of
-// 16), each a single-threaded cblas_sgemm: measured against PyTorch (OpenBLAS's own threads) this is 1.0-1.1x where
-// 2*T smaller panels were 0.90-0.98x (each panel re-packs the shared operand) and OpenBLAS's own threading (which
-// spin-waits against our pool) is PyTorch's number by construction. OMNITRAIN_GEMM=packed (or setGemmImpl(1))
-// selects our BLIS-style packed SIMD GEMM (gemm.cc) instead: correct for every form, faster on some shapes with
-// K <= 512, slower on large K (see bench/results/cpu-gemm-*.md).
+// GEMM implementations: 0 = OpenBLAS on our own pool, one output panel per thread (rows, or columns when N > M;
+// multiples of 16), each a single-threaded cblas_sgemm; 1 = our BLIS-style packed SIMD GEMM (gemm.cc: one team
+// region, B packed once and shared, depth blocks up to 1024); 2 (default) = packed where it measured faster than
+// OpenBLAS (PyTorch's own GEMM) on this 2-core EPYC: K <= 1536 (1024^3 1.03-1.05x, the training step's K = 512
+// and 1408 shapes 1.0-1.15x), panels for deeper K (2048^3: packed 0.87-0.98x). bench/results/cpu-gemm-*.md.
+// OMNITRAIN_GEMM=packed|openblas pins one (setGemmImpl from JS).
 static std::atomic<int> gGemmImpl{-1};
 int gemmImpl() {
   int v = gGemmImpl.load();
   if (v < 0) {
     const char* e = std::getenv("OMNITRAIN_GEMM");
-    v = e && std::strcmp(e, "packed") == 0 ? 1 : 0;
+    v = !e ? 2 : std::strcmp(e, "packed") == 0 ? 1 : std::strcmp(e, "openblas") == 0 ? 0 : 2;
     gGemmImpl.store(v);
   }
   return v;
 }
-void setGemmImpl(int impl) { gGemmImpl.store(impl == 1 ? 1 : 0); }
+void setGemmImpl(int impl) { gGemmImpl.store(impl == 0 || impl == 1 ? impl : 2); }
+
+// Deepest K for which the automatic choice takes the packed GEMM.
+constexpr int kPackedMaxK = 1536;
 
 static void gemm1(const float* A, const float* B, float* C, int M, int N, int K, bool transA, bool transB, float beta,
                   int lda, int ldb, int ldc) {
@@ -56,10 +59,12 @@ void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool tr
       for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= beta;
     return;
   }
-  if (gemmImpl() == 1 && M >= 4 && N >= 4 && packedGemm(A, B, C, M, N, K, transA, transB, beta)) return;
+  const int impl = gemmImpl();
+  double flops = 2.0 * M * N * K;
+  const bool packed = impl == 1 || (impl == 2 && K <= kPackedMaxK && flops >= 2e6);
+  if (packed && M >= 4 && N >= 4 && packedGemm(A, B, C, M, N, K, transA, transB, beta)) return;
   int lda = transA ? M : K, ldb = transB ? K : N;
   int T = numThreads();
-  double flops = 2.0 * M * N * K;
   if (T == 1 || flops < 2e6) {
     gemm1(A, B, C, M, N, K, transA, transB, beta, lda, ldb, N);
     return;

@@ -1,12 +1,12 @@
 // BLIS-style packed fp32 GEMM on our own pool: op(A) [M,K] x op(B) [K,N] -> C [M,N] (row-major), C = beta*C + A*B.
-// Loops (BLIS order): jc (NC columns) > pc (KC depth: B panel packed once, shared by all threads) > row/column
-// tasks on the pool (each packs its own A block, MC x KC) > jr (NR-wide B micro-panel, stays in L1) > ir (MR rows).
+// Loops (BLIS order, gemm_loops.h): jc (NC columns) > pc (KC depth: B block packed once, shared by all threads) >
+// row/column tasks (each packs its own A block, MC x KC) > jr (NR-wide B micro-panel) > ir (MR rows).
 // Micro-kernel: MR x NR register tile, NR = 2 vectors (AVX2+FMA: 6x16; AVX-512: 6x32), chosen at run time with
 // __builtin_cpu_supports. Transposes are absorbed by the packing routines, so all four transA/transB cases and any
 // beta share one kernel. Without AVX2+FMA the caller falls back to OpenBLAS. The AVX-512 variant is compiled but has
 // not been run (no AVX-512 machine was available); OMNITRAIN_GEMM_ISA=avx2 pins the AVX2 kernel.
-// Opt-in (OMNITRAIN_GEMM=packed): measured on a 2-core EPYC (Zen 3) it matches OpenBLAS for K <= 512 but is ~10%
-// slower per core for larger K, so OpenBLAS panels stay the default (blas.cc).
+// blas.cc picks it for K <= 1536, where it measured 1.0-1.15x OpenBLAS (PyTorch's GEMM) on a 2-core EPYC (Zen 3);
+// deeper K stays on OpenBLAS (2048^3: 0.87-0.98x).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,14 +22,29 @@ namespace ot {
 namespace {
 
 constexpr int MR = 6;
-#ifndef OT_GEMM_KC
-#define OT_GEMM_KC 256
-#endif
-#ifndef OT_GEMM_MC
-#define OT_GEMM_MC 144
-#endif
-constexpr int KC = OT_GEMM_KC;     // depth of a packed block (B micro-panel 16 x KC: 16 KiB, in L1)
-constexpr int MCMAX = OT_GEMM_MC;  // multiple of MR; A block MCMAX x KC (144 KiB) stays in L2
+// Blocking, measured on 1024^3, 2048^3 and the training step's shapes (2-core EPYC; bench/results/cpu-gemm-*.md):
+// - depth blocks as deep as 1024 (equal blocks): every pass over C costs more than the deeper B micro-panel, which
+//   then streams from L2 instead of sitting in L1;
+// - a B block (kc x nc) of at most 1M floats (4 MiB), so that it stays in L3 while every row task streams it: at
+//   2048^3, kc 1024 x nc 2048 (8 MiB) ran at 0.77x of OpenBLAS;
+// - an A block (mc x kc) of ~192 KiB in L2: mc = 48 rows at kc = 1024.
+// OMNITRAIN_GEMM_KC / _ABLOCK / _BBLOCK (floats) override them, for experiments.
+struct Blocking {
+  int kcMax, mcMax, ncMax;
+};
+int envInt(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? std::atoi(e) : 0;
+}
+Blocking blocking(int K) {
+  static const int kcEnv = envInt("OMNITRAIN_GEMM_KC"), aEnv = envInt("OMNITRAIN_GEMM_ABLOCK"),
+                   bEnv = envInt("OMNITRAIN_GEMM_BBLOCK");
+  const int kcMax = kcEnv > 0 ? (kcEnv + 7) / 8 * 8 : 1024;
+  const int kBlocks = (K + kcMax - 1) / kcMax;
+  const int kc = std::min(kcMax, ((K + kBlocks - 1) / kBlocks + 7) / 8 * 8);  // as packedGemmLoops splits K
+  const int aBlock = aEnv > 0 ? aEnv : 48 * 1024, bBlock = bEnv > 0 ? bEnv : 1024 * 1024;
+  return {kcMax, std::max(MR, std::min(144, aBlock / kc / MR * MR)), std::max(16, bBlock / kc)};
+}
 
 thread_local PackBuffer<float> tlsA, tlsB;  // per calling thread (nested calls inside pool tasks get their own)
 
@@ -42,11 +57,93 @@ struct Args {
   float beta;
 };
 
+// Packing runs on every CPU that gets here (AVX2+FMA at least), so it uses AVX2 for whole panels: measured on
+// 1024^3, scalar packing was ~10% of a single-threaded GEMM (the sources stream from memory; the strided scalar
+// stores were the rest).
+#define OT_AVX2 __attribute__((target("avx2,fma")))
+
+// In-register 8x8 transpose: r[i] lane j -> r[j] lane i.
+OT_AVX2 inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// Stores lanes 0..5 of v (a 6-row k-slice of an A panel). Two plain stores: masked moves are slow on AMD cores.
+OT_AVX2 inline void store6(float* d, __m256 v) {
+  _mm_storeu_ps(d, _mm256_castps256_ps128(v));
+  _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps(v, 1));
+}
+
+// A full MR(=6)-row panel of A (not transposed: 6 rows of contiguous k) -> k-major d[k*6 + r].
+OT_AVX2 void packA6Rows(const float* a, long lda, int kc, float* d) {
+  int k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+    for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(a + i * lda + k);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8(r);
+    // 8-wide stores 6 apart: each overwrites the previous one's 2 spare lanes; the last stores 6 (panel end).
+    for (int j = 0; j < 7; j++) _mm256_storeu_ps(d + (k + j) * MR, r[j]);
+    store6(d + (k + 7) * MR, r[7]);
+  }
+  for (; k < kc; k++)
+    for (int i = 0; i < MR; i++) d[k * MR + i] = a[i * lda + k];
+}
+
+// A full 6-row panel of A^T (A stored [K, M]: each k's 6 rows are contiguous) -> d[k*6 + r].
+OT_AVX2 void packA6Cols(const float* a, long lda, int kc, float* d) {
+  for (int k = 0; k < kc; k++) {
+    const float* s = a + k * lda;
+    _mm_storeu_ps(d + k * MR, _mm_loadu_ps(s));
+    _mm_storel_pi(reinterpret_cast<__m64*>(d + k * MR + 4), _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(s + 4)));
+  }
+}
+
+// A full 16-column panel of B (not transposed: each k's 16 columns are contiguous) -> d[k*16 + c].
+OT_AVX2 void packB16Rows(const float* b, long ldb, int kc, float* d) {
+  for (int k = 0; k < kc; k++) {
+    _mm256_store_ps(d + k * 16, _mm256_loadu_ps(b + k * ldb));
+    _mm256_store_ps(d + k * 16 + 8, _mm256_loadu_ps(b + k * ldb + 8));
+  }
+}
+
+// A full 16-column panel of B^T (B stored [N, K]: 16 rows of contiguous k) -> d[k*16 + c], two 8x8 transposes.
+OT_AVX2 void packB16Cols(const float* b, long ldb, int kc, float* d) {
+  int k = 0;
+  for (; k + 8 <= kc; k += 8)
+    for (int h = 0; h < 2; h++) {
+      __m256 r[8];
+      for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(b + (h * 8 + i) * ldb + k);
+      transpose8(r);
+      for (int j = 0; j < 8; j++) _mm256_store_ps(d + (k + j) * 16 + h * 8, r[j]);
+    }
+  for (; k < kc; k++)
+    for (int c = 0; c < 16; c++) d[k * 16 + c] = b[c * ldb + k];
+}
+
 // op(A) rows [i0, i0+mc), depth [p0, p0+kc) -> MR-row panels, k-major: dst[panel*MR*kc + k*MR + r] (zero padded).
 void packA(const Args& g, int i0, int mc, int p0, int kc, float* dst) {
   for (int ir = 0; ir < mc; ir += MR) {
     int mr = std::min(MR, mc - ir);
     float* d = dst + (long)ir * kc;
+    if (mr == MR) {
+      if (!g.ta) packA6Rows(g.A + (long)(i0 + ir) * g.lda + p0, g.lda, kc, d);
+      else packA6Cols(g.A + (long)p0 * g.lda + i0 + ir, g.lda, kc, d);
+      continue;
+    }
     if (!g.ta) {
       for (int r = 0; r < mr; r++) {
         const float* a = g.A + (long)(i0 + ir + r) * g.lda + p0;
@@ -58,9 +155,8 @@ void packA(const Args& g, int i0, int mc, int p0, int kc, float* dst) {
         for (int r = 0; r < mr; r++) d[k * MR + r] = a[r];
       }
     }
-    if (mr < MR)
-      for (int k = 0; k < kc; k++)
-        for (int r = mr; r < MR; r++) d[k * MR + r] = 0.0f;
+    for (int k = 0; k < kc; k++)
+      for (int r = mr; r < MR; r++) d[k * MR + r] = 0.0f;
   }
 }
 
@@ -70,6 +166,11 @@ void packB(const Args& g, int p0, int kc, int j0, int ja, int jb, float* dst) {
   for (int jr = ja; jr < jb; jr += NR) {
     int nr = std::min(NR, jb - jr);
     float* d = dst + (long)jr * kc;
+    if (NR == 16 && nr == NR) {  // a whole AVX2 panel (the AVX-512 one, 32 wide, packs element-wise)
+      if (!g.tb) packB16Rows(g.B + (long)p0 * g.ldb + j0 + jr, g.ldb, kc, d);
+      else packB16Cols(g.B + (long)(j0 + jr) * g.ldb + p0, g.ldb, kc, d);
+      continue;
+    }
     if (!g.tb) {
       for (int k = 0; k < kc; k++) {
         const float* b = g.B + (long)(p0 + k) * g.ldb + j0 + jr;
@@ -126,7 +227,15 @@ struct Avx512 {
     __builtin_prefetch(C + (long)r * ldc, 1, 3);                                                            \
     __builtin_prefetch(C + (long)r * ldc + 2 * W - 1, 1, 3);                                                \
   }                                                                                                         \
+  /* C's lines, fetched at the start, may be evicted by the A/B streams (a power-of-two ldc maps a tile's rows   \
+     to one L1 set): fetch them again 32 steps before the end, so the final loads/stores of C hit L1. */      \
+  const int kLate = kc > 48 ? kc - 32 : kc;                                                                 \
   for (int k = 0; k < kc; k++) {                                                                            \
+    if (k == kLate)                                                                                         \
+      for (int r = 0; r < MR; r++) {                                                                        \
+        __builtin_prefetch(C + (long)r * ldc, 1, 3);                                                        \
+        __builtin_prefetch(C + (long)r * ldc + 2 * W - 1, 1, 3);                                            \
+      }                                                                                                     \
     V b0 = S::load(b), b1 = S::load(b + W);                                                                 \
     V x = S::bcast(a + 0);                                                                                  \
     c00 = S::fma(x, b0, c00);                                                                               \
@@ -224,14 +333,17 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
 template <class S>
 void run(const Args& g) {
   constexpr int NR = 2 * S::W;
-  float* Bp = tlsB.get((size_t)KC * gemmColumnBlock(g.N, NR));
+  const Blocking bl = blocking(g.K);
+  const size_t bSize = (size_t)bl.kcMax * gemmColumnBlock(g.N, NR, bl.ncMax);
+  float* B0 = tlsB.get(2 * bSize);
+  float* Bp[2] = {B0, B0 + bSize};
   packedGemmLoops(
-      g.M, g.N, g.K, MR, NR, MCMAX, KC,
-      [&](int p0, int kc, int j0, int ja, int jb) { packB<NR>(g, p0, kc, j0, ja, jb, Bp); },
-      [&](int i0, int m, int p0, int kc, int j0, int ja, int jb) {
-        float* Ap = tlsA.get((size_t)MCMAX * KC);
+      g.M, g.N, g.K, MR, NR, bl.mcMax, bl.kcMax, bl.ncMax,
+      [&](int buf, int p0, int kc, int j0, int ja, int jb) { packB<NR>(g, p0, kc, j0, ja, jb, Bp[buf]); },
+      [&](int buf, int i0, int m, int p0, int kc, int j0, int ja, int jb) {
+        float* Ap = tlsA.get((size_t)bl.mcMax * bl.kcMax);
         packA(g, i0, m, p0, kc, Ap);
-        macro<S>(g, Ap, Bp, i0, m, j0, ja, jb, kc, p0 == 0 ? g.beta : 1.0f);
+        macro<S>(g, Ap, Bp[buf], i0, m, j0, ja, jb, kc, p0 == 0 ? g.beta : 1.0f);
       });
 }
 

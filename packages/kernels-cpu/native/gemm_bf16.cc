@@ -226,14 +226,16 @@ void macro(const Args& g, KernelFn kern, const uint32_t* Ap, const uint32_t* Bp,
 
 void run(const Args& g, KernelFn kern) {
   // Depth blocks of a multiple of 8 k (so even: a pair never straddles two blocks), <= 2*KCP.
-  uint32_t* Bp = tlsB.get((size_t)KCP * gemmColumnBlock(g.N, NR));
+  const size_t bSize = (size_t)KCP * gemmColumnBlock(g.N, NR);
+  uint32_t* B0 = tlsB.get(2 * bSize);
+  uint32_t* Bp[2] = {B0, B0 + bSize};
   packedGemmLoops(
-      g.M, g.N, g.K, MR, NR, MCMAX, 2 * KCP,
-      [&](int p0, int kc, int j0, int ja, int jb) { packB(g, p0, kc, j0, ja, jb, Bp); },
-      [&](int i0, int m, int p0, int kc, int j0, int ja, int jb) {
+      g.M, g.N, g.K, MR, NR, MCMAX, 2 * KCP, 4096,
+      [&](int buf, int p0, int kc, int j0, int ja, int jb) { packB(g, p0, kc, j0, ja, jb, Bp[buf]); },
+      [&](int buf, int i0, int m, int p0, int kc, int j0, int ja, int jb) {
         uint32_t* Ap = tlsA.get((size_t)MCMAX * KCP);
         packA(g, i0, m, p0, kc, Ap);
-        macro(g, kern, Ap, Bp, i0, m, j0, ja, jb, (kc + 1) / 2, p0 > 0);
+        macro(g, kern, Ap, Bp[buf], i0, m, j0, ja, jb, (kc + 1) / 2, p0 > 0);
       });
 }
 

@@ -1,6 +1,7 @@
 // A fixed thread pool: parallelFor(n, fn) runs fn(task, worker) for task in [0, n), dynamically scheduled.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 
@@ -8,6 +9,19 @@ namespace ot {
 void setThreads(int n);
 int numThreads();
 void parallelFor(long n, const std::function<void(long task, int worker)>& fn);
+
+// Runs fn(rank, size) once on each of `size` pool threads at the same time, so ranks may meet at a SpinBarrier.
+// size is 1 (fn runs on the caller alone) when the pool has one thread, is busy, or the call is nested.
+void parallelTeam(const std::function<void(int rank, int size)>& fn);
+
+// A reusable barrier for the `n` ranks of one parallelTeam: spins (yielding now and then), never sleeps.
+struct SpinBarrier {
+  explicit SpinBarrier(int ranks) : n(ranks) {}
+  void wait();
+  int n;
+  std::atomic<int> count{0};
+  std::atomic<int> phase{0};
+};
 
 // Split `n` items into about 4 chunks per thread of at least `grain` items; f(begin, end) runs on the pool.
 template <class F>

@@ -22,8 +22,11 @@ export interface NativeAddon {
     gemmBf16Runs: { hardware: number; emulated: number };
   };
   setThreads(n: number): void;
-  /** GEMM implementation: 0 = OpenBLAS panels on the pool (default), 1 = the packed SIMD GEMM (OMNITRAIN_GEMM=packed). */
-  setGemmImpl(impl: 0 | 1): void;
+  /**
+   * GEMM implementation: 0 = OpenBLAS panels on the pool (OMNITRAIN_GEMM=openblas), 1 = the packed SIMD GEMM
+   * (OMNITRAIN_GEMM=packed), 2 = automatic (default): packed for K <= 1536, OpenBLAS panels for deeper K.
+   */
+  setGemmImpl(impl: 0 | 1 | 2): void;
   gemm(
     a: F32,
     b: F32,

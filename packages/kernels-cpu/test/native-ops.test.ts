@@ -233,9 +233,54 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
       const bad = runConformance({ registry, ops: ['matmul'], extraCases: cases }).filter((r) => !r.ok);
       expect(bad.map((r) => `${r.name}: ${r.message}`)).toEqual([]);
     } finally {
-      n.setGemmImpl(0);
+      n.setGemmImpl(2);
     }
   });
+
+  it.skipIf(skip)(
+    'the packed GEMM over several depth and column blocks matches the reference, at 1, 2 and 3 threads',
+    () => {
+      // K = 2100: three depth blocks (B double-buffered across the team's barriers); N = 1100 at K = 1024: two column
+      // blocks (a B block holds at most 1M floats); 3 threads on this machine's cores: ranks that wait for each other.
+      const n = native()!;
+      const threads = n.info().threads;
+      n.setGemmImpl(1);
+      try {
+        for (const t of [1, 2, 3]) {
+          n.setThreads(t);
+          for (const [M, N, K, ta, tb] of [
+            [40, 70, 2100, false, false],
+            [30, 1100, 1024, true, false],
+            [61, 1100, 1024, false, true],
+          ] as const) {
+            const at = tensor(
+              Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37)),
+              { shape: ta ? [K, M] : [M, K] },
+            );
+            const bt = tensor(
+              Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11)),
+              { shape: tb ? [N, K] : [K, N] },
+            );
+            const got = NATIVE_KERNELS.matmul!(n, [at, bt], { transA: ta, transB: tb }) as Tensor;
+            const want = referenceKernelIn(registry, 'matmul')([at, bt], { transA: ta, transB: tb }) as Tensor;
+            const g = got.raw() as Float32Array;
+            const w = want.raw() as Float32Array;
+            let err = 0;
+            let ref = 0;
+            for (let i = 0; i < g.length; i++) {
+              err = Math.max(err, Math.abs(g[i]! - w[i]!));
+              ref = Math.max(ref, Math.abs(w[i]!));
+            }
+            expect(err, `${t} threads ${M}x${N}x${K} ta ${ta} tb ${tb}`).toBeLessThan(1e-5 * ref);
+            for (const x of [at, bt, got, want]) x.dispose();
+          }
+        }
+      } finally {
+        n.setThreads(threads);
+        n.setGemmImpl(2);
+      }
+    },
+  );
 
   it.skipIf(skip)('matmul outputs are not zero-filled first, yet every element is written (NaN-poisoned reuse)', () => {
     // The output comes from Tensor.uninitialized: a reused cached buffer keeps old bytes. Poison the buffer class
@@ -246,7 +291,7 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
       [200, 330, 0],
       [3, 200, 330],
     ];
-    for (const impl of [0, 1] as const) {
+    for (const impl of [0, 1, 2] as const) {
       n.setGemmImpl(impl);
       for (const [M, N, K] of shapes) {
         for (const [ta, tb] of [
@@ -277,7 +322,7 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
         }
       }
     }
-    n.setGemmImpl(0);
+    n.setGemmImpl(2);
   });
 
   it.skipIf(skip)('GEMM accumulates into C with beta (as fused cross-entropy backward does)', () => {
@@ -294,6 +339,8 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
       [0, 0.5],
       [1, 1],
       [1, 0.5],
+      [2, 1],
+      [2, 0.5],
     ] as const) {
       n.setGemmImpl(impl);
       const c = Float32Array.from({ length: M * N }, (_, i) => (i % 7) - 3);
@@ -307,7 +354,7 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
       }
       expect(err, `impl ${impl} beta ${beta}`).toBeLessThan(1e-5 * ref + 1e-5);
     }
-    n.setGemmImpl(0);
+    n.setGemmImpl(2);
     for (const t of [at, bt, want]) t.dispose();
   });
 });
