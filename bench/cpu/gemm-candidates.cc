@@ -1,5 +1,6 @@
-// GEMM candidates side by side, in C++ (no JS overhead): the addon's gemm (mode 0: OpenBLAS, one panel per thread),
-// OpenBLAS's own threading (mode 1), one panel per thread written out (mode 3), our packed SIMD GEMM (mode 2).
+// GEMM candidates side by side, in C++ (no JS overhead): the addon's gemm (mode 0: its automatic choice, packed for
+// K <= 1536, else OpenBLAS panels), OpenBLAS's own threading (mode 1: what PyTorch calls), OpenBLAS with one panel
+// per thread written out (mode 3), our packed SIMD GEMM (mode 2). bench/cpu/gemm-rounds.sh alternates them.
 // With no arguments: checks the packed GEMM against a float64 reference (odd shapes, all transposes, beta 0/1/0.5).
 // Build (repo root):
 //   N=packages/kernels-cpu/native; g++ -O3 -std=c++17 -I$N -I/usr/include/x86_64-linux-gnu/openblas-pthread \

@@ -29,6 +29,9 @@ constexpr int MR = 6;
 //   2048^3, kc 1024 x nc 2048 (8 MiB) ran at 0.77x of OpenBLAS;
 // - an A block (mc x kc) of ~192 KiB in L2: mc = 48 rows at kc = 1024.
 // OMNITRAIN_GEMM_KC / _ABLOCK / _BBLOCK (floats) override them, for experiments.
+#ifndef OT_PREFETCH_NEXT_C
+#define OT_PREFETCH_NEXT_C 1
+#endif
 struct Blocking {
   int kcMax, mcMax, ncMax;
 };
@@ -313,6 +316,14 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
       int mr = std::min(MR, mc - ir);
       const float* ap = Ap + (long)ir * kc;
       float* c = g.C + (long)(i0 + ir) * g.ldc + j0 + jr;
+      if (OT_PREFETCH_NEXT_C && ir + MR < mc) {
+        // The next tile's rows of C: a whole kernel call ahead (its own prefetch alone can miss when C is in DRAM).
+        const float* cn = c + (long)MR * g.ldc;
+        for (int r = 0; r < MR; r++) {
+          __builtin_prefetch(cn + (long)r * g.ldc, 1, 2);
+          __builtin_prefetch(cn + (long)r * g.ldc + NR - 1, 1, 2);
+        }
+      }
       if (mr == MR && nr == NR) {
         Kernel<S>::run(kc, ap, bp, c, g.ldc, beta);
       } else {

@@ -22,7 +22,7 @@ thread_local bool tlsInRegion = false;  // inside a task: nested parallelFor run
 long spinNanos() {
   static const long ns = [] {
     const char* e = std::getenv("OMNITRAIN_SPIN_US");
-    long us = e ? std::atol(e) : 200;
+    long us = e ? std::atol(e) : 50;
     return (us < 0 ? 0 : us) * 1000;
   }();
   return ns;
