@@ -46,7 +46,7 @@ Blocking blocking(int K) {
   const int kBlocks = (K + kcMax - 1) / kcMax;
   const int kc = std::min(kcMax, ((K + kBlocks - 1) / kBlocks + 7) / 8 * 8);  // as packedGemmLoops splits K
   const int aBlock = aEnv > 0 ? aEnv : 48 * 1024, bBlock = bEnv > 0 ? bEnv : 1024 * 1024;
-  return {kcMax, std::max(MR, std::min(144, aBlock / kc / MR * MR)), std::max(16, bBlock / kc)};
+  return {kcMax, std::max(MR, std::min(aEnv > 0 ? 1536 : 144, aBlock / kc / MR * MR)), std::max(16, bBlock / kc)};
 }
 
 thread_local PackBuffer<float> tlsA, tlsB;  // per calling thread (nested calls inside pool tasks get their own)

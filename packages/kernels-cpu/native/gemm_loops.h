@@ -54,7 +54,7 @@ void packedGemmLoops(int M, int N, int K, int MR, int NR, int mcMax, int kcMax, 
         const int kc = std::min(kcStep, K - p0), buf = block & 1;
         const int pa = (int)((long)nPanels * rank / size), pb = (int)((long)nPanels * (rank + 1) / size);
         if (pa < pb) packB(buf, p0, kc, j0, pa * NR, std::min(nc, pb * NR));
-        barrier.wait();
+        if (size > 1) barrier.wait();  // size is T, or 1 when the pool was busy or this call nested (then no peers)
         // Every rank is past its tasks of block-1, so the counter of block+1 (same slot) can be reset; ranks
         // reach block+1's tasks only after the next barrier, which rank 0 passes after this store.
         if (rank == 0) nextTask[buf ^ 1].store(0, std::memory_order_relaxed);
