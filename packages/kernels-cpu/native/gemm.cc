@@ -115,26 +115,26 @@ OT_AVX2 void packA6Cols(const float* a, long lda, int kc, float* d) {
   }
 }
 
-// A full 16-column panel of B (not transposed: each k's 16 columns are contiguous) -> d[k*16 + c].
-OT_AVX2 void packB16Rows(const float* b, long ldb, int kc, float* d) {
-  for (int k = 0; k < kc; k++) {
-    _mm256_store_ps(d + k * 16, _mm256_loadu_ps(b + k * ldb));
-    _mm256_store_ps(d + k * 16 + 8, _mm256_loadu_ps(b + k * ldb + 8));
-  }
+// A full NR-column panel of B (NR = 16 or 32; not transposed: each k's NR columns are contiguous) -> d[k*NR + c].
+template <int NR>
+OT_AVX2 void packBRows(const float* b, long ldb, int kc, float* d) {
+  for (int k = 0; k < kc; k++)
+    for (int v = 0; v < NR; v += 8) _mm256_store_ps(d + k * NR + v, _mm256_loadu_ps(b + k * ldb + v));
 }
 
-// A full 16-column panel of B^T (B stored [N, K]: 16 rows of contiguous k) -> d[k*16 + c], two 8x8 transposes.
-OT_AVX2 void packB16Cols(const float* b, long ldb, int kc, float* d) {
+// A full NR-column panel of B^T (B stored [N, K]: NR rows of contiguous k) -> d[k*NR + c], 8x8 transposes.
+template <int NR>
+OT_AVX2 void packBCols(const float* b, long ldb, int kc, float* d) {
   int k = 0;
   for (; k + 8 <= kc; k += 8)
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < NR; h += 8) {
       __m256 r[8];
-      for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(b + (h * 8 + i) * ldb + k);
+      for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(b + (h + i) * ldb + k);
       transpose8(r);
-      for (int j = 0; j < 8; j++) _mm256_store_ps(d + (k + j) * 16 + h * 8, r[j]);
+      for (int j = 0; j < 8; j++) _mm256_store_ps(d + (k + j) * NR + h, r[j]);
     }
   for (; k < kc; k++)
-    for (int c = 0; c < 16; c++) d[k * 16 + c] = b[c * ldb + k];
+    for (int c = 0; c < NR; c++) d[k * NR + c] = b[c * ldb + k];
 }
 
 // op(A) rows [i0, i0+mc), depth [p0, p0+kc) -> MR-row panels, k-major: dst[panel*MR*kc + k*MR + r] (zero padded).
@@ -169,9 +169,9 @@ void packB(const Args& g, int p0, int kc, int j0, int ja, int jb, float* dst) {
   for (int jr = ja; jr < jb; jr += NR) {
     int nr = std::min(NR, jb - jr);
     float* d = dst + (long)jr * kc;
-    if (NR == 16 && nr == NR) {  // a whole AVX2 panel (the AVX-512 one, 32 wide, packs element-wise)
-      if (!g.tb) packB16Rows(g.B + (long)p0 * g.ldb + j0 + jr, g.ldb, kc, d);
-      else packB16Cols(g.B + (long)(j0 + jr) * g.ldb + p0, g.ldb, kc, d);
+    if (nr == NR) {  // a whole panel (the packed buffer is 64-byte aligned and NR*4 a multiple of 64)
+      if (!g.tb) packBRows<NR>(g.B + (long)p0 * g.ldb + j0 + jr, g.ldb, kc, d);
+      else packBCols<NR>(g.B + (long)(j0 + jr) * g.ldb + p0, g.ldb, kc, d);
       continue;
     }
     if (!g.tb) {
