@@ -34,6 +34,7 @@ run_tests() { # name, env...
 }
 run_tests default
 run_tests packed OMNITRAIN_GEMM=packed
+run_tests openblas OMNITRAIN_GEMM=openblas
 run_tests bf16-auto OMNITRAIN_GEMM_BF16=auto
 if [ "${1:-}" != quick ]; then
   run_tests avx2-packed OMNITRAIN_GEMM=packed OMNITRAIN_GEMM_ISA=avx2
@@ -42,9 +43,9 @@ if [ "${1:-}" != quick ]; then
   timeout 150 node --experimental-strip-types --no-warnings bench/cpu/gemm.ts --threads "$T" --rounds 3 --reps 3 \
     --python python3 --out "$OUT/gemm-$T-threads.md" >"$OUT/gemm.log" 2>&1
   summary+=("gemm bench exit $?")
-  OMNITRAIN_GEMM=packed timeout 100 node --experimental-strip-types --no-warnings bench/cpu/gemm.ts --threads "$T" \
-    --rounds 2 --reps 3 --python python3 --out "$OUT/gemm-packed-$T-threads.md" >"$OUT/gemm-packed.log" 2>&1
-  summary+=("gemm bench (packed) exit $?")
+  OMNITRAIN_GEMM=openblas timeout 100 node --experimental-strip-types --no-warnings bench/cpu/gemm.ts --threads "$T" \
+    --rounds 2 --reps 3 --python python3 --out "$OUT/gemm-openblas-$T-threads.md" >"$OUT/gemm-openblas.log" 2>&1
+  summary+=("gemm bench (openblas) exit $?")
   timeout 200 node --experimental-strip-types --no-warnings bench/cpu/bench.ts --threads "$T" --rounds 1 --steps 2 \
     --python python3 >"$OUT/bench.log" 2>&1
   summary+=("bench:cpu exit $?")
