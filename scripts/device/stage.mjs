@@ -9,6 +9,7 @@
 //   node scripts/device/stage.mjs      then scripts/device/cpu-check.sh runs there.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,8 +43,13 @@ writeFileSync(
   join(here, 'test-files.generated.mjs'),
   `${testFiles.map((f) => `import '${join(testDir, f)}';`).join('\n')}\n`,
 );
+// rolldown is tsdown's dependency, not ours: pnpm does not link its bin at the root, so resolve it through tsdown.
 const config = join(here, 'rolldown.config.mjs');
-execFileSync(join(root, 'node_modules/.bin/rolldown'), ['-c', config], { cwd: root, stdio: 'inherit' });
+const fromTsdown = createRequire(createRequire(join(root, 'package.json')).resolve('tsdown/package.json'));
+const rolldownPkg = fromTsdown.resolve('rolldown/package.json');
+const rolldownBin = JSON.parse(readFileSync(rolldownPkg, 'utf8')).bin;
+const binPath = join(dirname(rolldownPkg), typeof rolldownBin === 'string' ? rolldownBin : rolldownBin.rolldown);
+execFileSync(process.execPath, [binPath, '-c', config], { cwd: root, stdio: 'inherit' });
 rmSync(join(here, 'test-files.generated.mjs'));
 
 // 3. The benches, importing the packages by name instead of by repository path.
