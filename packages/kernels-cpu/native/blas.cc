@@ -28,7 +28,7 @@ void blasThreads(int n) { openblas_set_num_threads(n); }
 // multiples of 16), each a single-threaded cblas_sgemm; 1 = our BLIS-style packed SIMD GEMM (gemm.cc: one team
 // region, B packed once and shared, depth blocks up to 1024); 2 (default) = packed where it measured faster than
 // OpenBLAS (PyTorch's own GEMM) on this 2-core EPYC: K <= 1536 (1024^3 1.03-1.05x, the training step's K = 512
-// and 1408 shapes 1.0-1.15x), panels for deeper K (2048^3: packed 0.87-0.98x). bench/results/cpu-gemm-*.md.
+// and 1408 shapes 1.0-1.15x), panels for deeper K (2048^3: packed 0.87-1.01x). bench/results/cpu-gemm-*.md.
 // OMNITRAIN_GEMM=packed|openblas pins one (setGemmImpl from JS).
 static std::atomic<int> gGemmImpl{-1};
 int gemmImpl() {
