@@ -214,6 +214,42 @@ for (const [ta, tb] of [
 const registry = createRegistry().use(plugin);
 const skip = !status.available && allowNoNative;
 
+/**
+ * The native matmul kernel against the reference on sin/cos inputs (A[i] = sin(i*fa), B[i] = cos(i*fb)): the largest
+ * absolute difference and the largest reference magnitude. Inputs and outputs are disposed.
+ */
+function matmulVsReference(
+  n: NonNullable<ReturnType<typeof native>>,
+  M: number,
+  N: number,
+  K: number,
+  ta: boolean,
+  tb: boolean,
+  fa: number,
+  fb: number,
+): { err: number; ref: number } {
+  const at = tensor(
+    Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * fa)),
+    { shape: ta ? [K, M] : [M, K] },
+  );
+  const bt = tensor(
+    Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * fb)),
+    { shape: tb ? [N, K] : [K, N] },
+  );
+  const got = NATIVE_KERNELS.matmul!(n, [at, bt], { transA: ta, transB: tb }) as Tensor;
+  const want = referenceKernelIn(registry, 'matmul')([at, bt], { transA: ta, transB: tb }) as Tensor;
+  const g = got.raw() as Float32Array;
+  const w = want.raw() as Float32Array;
+  let err = 0;
+  let ref = 0;
+  for (let i = 0; i < g.length; i++) {
+    err = Math.max(err, Math.abs(g[i]! - w[i]!));
+    ref = Math.max(ref, Math.abs(w[i]!));
+  }
+  for (const x of [at, bt, got, want]) x.dispose();
+  return { err, ref };
+}
+
 describe('native elementwise, reduction, cast and GEMM kernels', () => {
   const ops = [...new Set(cases.map((c) => c.op))];
   const results = skip ? [] : runConformance({ registry, ops, extraCases: cases }).slice(-cases.length);
@@ -253,26 +289,8 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
             [30, 1100, 1024, true, false],
             [61, 1100, 1024, false, true],
           ] as const) {
-            const at = tensor(
-              Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37)),
-              { shape: ta ? [K, M] : [M, K] },
-            );
-            const bt = tensor(
-              Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11)),
-              { shape: tb ? [N, K] : [K, N] },
-            );
-            const got = NATIVE_KERNELS.matmul!(n, [at, bt], { transA: ta, transB: tb }) as Tensor;
-            const want = referenceKernelIn(registry, 'matmul')([at, bt], { transA: ta, transB: tb }) as Tensor;
-            const g = got.raw() as Float32Array;
-            const w = want.raw() as Float32Array;
-            let err = 0;
-            let ref = 0;
-            for (let i = 0; i < g.length; i++) {
-              err = Math.max(err, Math.abs(g[i]! - w[i]!));
-              ref = Math.max(ref, Math.abs(w[i]!));
-            }
+            const { err, ref } = matmulVsReference(n, M, N, K, ta, tb, 0.37, 0.11);
             expect(err, `${t} threads ${M}x${N}x${K} ta ${ta} tb ${tb}`).toBeLessThan(1e-5 * ref);
-            for (const x of [at, bt, got, want]) x.dispose();
           }
         }
       } finally {
@@ -303,22 +321,8 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
           const poison = Tensor.empty([M, N]);
           (poison.raw() as Float32Array).fill(Number.NaN);
           poison.dispose();
-          const at = tensor(
-            Float32Array.from({ length: M * K }, (_, i) => Math.sin(i)),
-            { shape: ta ? [K, M] : [M, K] },
-          );
-          const bt = tensor(
-            Float32Array.from({ length: K * N }, (_, i) => Math.cos(i)),
-            { shape: tb ? [N, K] : [K, N] },
-          );
-          const got = NATIVE_KERNELS.matmul!(n, [at, bt], { transA: ta, transB: tb }) as Tensor;
-          const want = referenceKernelIn(registry, 'matmul')([at, bt], { transA: ta, transB: tb }) as Tensor;
-          const g = got.raw() as Float32Array;
-          const w = want.raw() as Float32Array;
-          let err = 0;
-          for (let i = 0; i < g.length; i++) err = Math.max(err, Math.abs(g[i]! - w[i]!));
+          const { err } = matmulVsReference(n, M, N, K, ta, tb, 1, 1);
           expect(err, `impl ${impl} ${M}x${N}x${K} ta ${ta} tb ${tb}`).toBeLessThan(1e-3);
-          for (const t of [at, bt, got, want]) t.dispose();
         }
       }
     }
