@@ -41,7 +41,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const int impl = ot::gemmImpl();
   o.Set("gemm", impl == 1   ? std::string("packed ") + ot::packedGemmIsa()
                 : impl == 0 ? std::string("openblas panels")
-                            : std::string("packed ") + ot::packedGemmIsa() + " for K <= 1536, else openblas panels");
+                            : std::string("packed ") + ot::packedGemmIsa() + " for K <= " +
+                                  std::to_string(ot::kPackedGemmMaxK) + ", else openblas panels");
   o.Set("gemmBf16", ot::gemmBf16Isa());
   Napi::Object runs = Napi::Object::New(info.Env());
   runs.Set("hardware", ot::gemmBf16Runs(0));

@@ -42,9 +42,6 @@ int gemmImpl() {
 }
 void setGemmImpl(int impl) { gGemmImpl.store(impl == 0 || impl == 1 ? impl : 2); }
 
-// Deepest K for which the automatic choice takes the packed GEMM.
-constexpr int kPackedMaxK = 1536;
-
 static void gemm1(const float* A, const float* B, float* C, int M, int N, int K, bool transA, bool transB, float beta,
                   int lda, int ldb, int ldc) {
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
@@ -61,7 +58,7 @@ void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool tr
   }
   const int impl = gemmImpl();
   double flops = 2.0 * M * N * K;
-  const bool packed = impl == 1 || (impl == 2 && K <= kPackedMaxK && flops >= 2e6);
+  const bool packed = impl == 1 || (impl == 2 && K <= kPackedGemmMaxK && flops >= 2e6);
   if (packed && M >= 4 && N >= 4 && packedGemm(A, B, C, M, N, K, transA, transB, beta)) return;
   int lda = transA ? M : K, ldb = transB ? K : N;
   int T = numThreads();

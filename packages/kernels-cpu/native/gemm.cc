@@ -29,9 +29,6 @@ constexpr int MR = 6;
 //   2048^3, kc 1024 x nc 2048 (8 MiB) ran at 0.77x of OpenBLAS;
 // - an A block (mc x kc) of ~192 KiB in L2: mc = 48 rows at kc = 1024.
 // OMNITRAIN_GEMM_KC / _ABLOCK / _BBLOCK (floats) override them, for experiments.
-#ifndef OT_PREFETCH_NEXT_C
-#define OT_PREFETCH_NEXT_C 1
-#endif
 struct Blocking {
   int kcMax, mcMax, ncMax;
 };
@@ -43,8 +40,7 @@ Blocking blocking(int K) {
   static const int kcEnv = envInt("OMNITRAIN_GEMM_KC"), aEnv = envInt("OMNITRAIN_GEMM_ABLOCK"),
                    bEnv = envInt("OMNITRAIN_GEMM_BBLOCK");
   const int kcMax = kcEnv > 0 ? (kcEnv + 7) / 8 * 8 : 1024;
-  const int kBlocks = (K + kcMax - 1) / kcMax;
-  const int kc = std::min(kcMax, ((K + kBlocks - 1) / kBlocks + 7) / 8 * 8);  // as packedGemmLoops splits K
+  const int kc = gemmDepthStep(K, kcMax);
   const int aBlock = aEnv > 0 ? aEnv : 48 * 1024, bBlock = bEnv > 0 ? bEnv : 1024 * 1024;
   return {kcMax, std::max(MR, std::min(aEnv > 0 ? 1536 : 144, aBlock / kc / MR * MR)), std::max(16, bBlock / kc)};
 }
@@ -220,25 +216,16 @@ struct Avx512 {
 };
 #endif
 
-// C[MR x 2W] (ldc) = beta*C + a(packed MR x kc) * b(packed kc x 2W). beta == 0 never reads C.
-#define OT_KERNEL_BODY                                                                                      \
-  using V = typename S::V;                                                                                  \
-  constexpr int W = S::W;                                                                                   \
-  V c00 = S::zero(), c01 = S::zero(), c10 = S::zero(), c11 = S::zero(), c20 = S::zero(), c21 = S::zero();   \
-  V c30 = S::zero(), c31 = S::zero(), c40 = S::zero(), c41 = S::zero(), c50 = S::zero(), c51 = S::zero();   \
+// One k step of the MR x 2W tile: two B vectors, MR broadcasts of A, 2*MR FMAs.
+// Prefetch (for writing) the lines of this tile's MR rows of C.
+#define OT_PREFETCH_C_TILE                                                                                    \
   for (int r = 0; r < MR; r++) {                                                                            \
     __builtin_prefetch(C + (long)r * ldc, 1, 3);                                                            \
     __builtin_prefetch(C + (long)r * ldc + 2 * W - 1, 1, 3);                                                \
-  }                                                                                                         \
-  /* C's lines, fetched at the start, may be evicted by the A/B streams (a power-of-two ldc maps a tile's rows   \
-     to one L1 set): fetch them again 32 steps before the end, so the final loads/stores of C hit L1. */      \
-  const int kLate = kc > 48 ? kc - 32 : kc;                                                                 \
-  for (int k = 0; k < kc; k++) {                                                                            \
-    if (k == kLate)                                                                                         \
-      for (int r = 0; r < MR; r++) {                                                                        \
-        __builtin_prefetch(C + (long)r * ldc, 1, 3);                                                        \
-        __builtin_prefetch(C + (long)r * ldc + 2 * W - 1, 1, 3);                                            \
-      }                                                                                                     \
+  }
+
+// One k step of the tile: two vectors of B, MR broadcasts of A, 2*MR FMAs.
+#define OT_KERNEL_STEP                                                                                        \
     V b0 = S::load(b), b1 = S::load(b + W);                                                                 \
     V x = S::bcast(a + 0);                                                                                  \
     c00 = S::fma(x, b0, c00);                                                                               \
@@ -259,7 +246,25 @@ struct Avx512 {
     c50 = S::fma(x, b0, c50);                                                                               \
     c51 = S::fma(x, b1, c51);                                                                               \
     a += MR;                                                                                                \
-    b += 2 * W;                                                                                             \
+    b += 2 * W;
+
+// C[MR x 2W] (ldc) = beta*C + a(packed MR x kc) * b(packed kc x 2W). beta == 0 never reads C.
+#define OT_KERNEL_BODY                                                                                      \
+  using V = typename S::V;                                                                                  \
+  constexpr int W = S::W;                                                                                   \
+  V c00 = S::zero(), c01 = S::zero(), c10 = S::zero(), c11 = S::zero(), c20 = S::zero(), c21 = S::zero();   \
+  V c30 = S::zero(), c31 = S::zero(), c40 = S::zero(), c41 = S::zero(), c50 = S::zero(), c51 = S::zero();   \
+  OT_PREFETCH_C_TILE                                                                                        \
+  /* C's lines, fetched at the start, may be evicted by the A/B streams (a power-of-two ldc maps a tile's rows   \
+     to one L1 set): fetch them again 32 steps before the end, so the final loads/stores of C hit L1. Two loops, \
+     so that the innermost one carries no test for that step. */                                              \
+  const int kLate = kc > 48 ? kc - 32 : kc;                                                                 \
+  for (int k = 0; k < kLate; k++) {                                                                         \
+    OT_KERNEL_STEP                                                                                          \
+  }                                                                                                         \
+  if (kLate < kc) OT_PREFETCH_C_TILE                                                                        \
+  for (int k = kLate; k < kc; k++) {                                                                        \
+    OT_KERNEL_STEP                                                                                          \
   }                                                                                                         \
   V acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};                  \
   if (beta == 0.0f) {                                                                                       \
@@ -316,7 +321,7 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
       int mr = std::min(MR, mc - ir);
       const float* ap = Ap + (long)ir * kc;
       float* c = g.C + (long)(i0 + ir) * g.ldc + j0 + jr;
-      if (OT_PREFETCH_NEXT_C && ir + MR < mc) {
+      if (ir + MR < mc) {
         // The next tile's rows of C: a whole kernel call ahead (its own prefetch alone can miss when C is in DRAM).
         const float* cn = c + (long)MR * g.ldc;
         for (int r = 0; r < MR; r++) {

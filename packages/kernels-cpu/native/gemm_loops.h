@@ -20,6 +20,12 @@ inline int gemmColumnBlock(int N, int NR, int maxCols = 4096) {
   return std::min(std::max(NR, (N + NR - 1) / NR * NR), std::max(NR, maxCols / NR * NR));
 }
 
+/** Depth of each block when K is split into equal blocks (a multiple of 8) of at most kcMax. */
+inline int gemmDepthStep(int K, int kcMax) {
+  const int kBlocks = (K + kcMax - 1) / kcMax;
+  return std::min(kcMax, ((K + kBlocks - 1) / kBlocks + 7) / 8 * 8);
+}
+
 /**
  * packB(buf, p0, kc, j0, ja, jb): pack depth [p0, p0+kc) x columns [j0+ja, j0+jb) of B into B buffer `buf` (0 or 1);
  * task(buf, i0, m, p0, kc, j0, ja, jb): pack rows [i0, i0+m) of A for that depth block and multiply by columns
@@ -35,8 +41,7 @@ void packedGemmLoops(int M, int N, int K, int MR, int NR, int mcMax, int kcMax, 
   // panels: with 15 tasks on 2 threads one thread idles for a whole task at every depth block's barrier.
   int rowTasks = std::max(std::min(mPanels, 4 * T), (mPanels + maxPanelsPerTask - 1) / maxPanelsPerTask);
   rowTasks = std::min(mPanels, (rowTasks + T - 1) / T * T);
-  const int kBlocks = (K + kcMax - 1) / kcMax;
-  const int kcStep = std::min(kcMax, ((K + kBlocks - 1) / kBlocks + 7) / 8 * 8);
+  const int kcStep = gemmDepthStep(K, kcMax);
   SpinBarrier barrier(T);
   std::atomic<long> nextTask[2];
   nextTask[0].store(0);

@@ -6,7 +6,9 @@
 namespace ot {
 const char* isaName();
 void gemm(const float* A, const float* B, float* C, int M, int N, int K, bool transA, bool transB, float beta);
-// GEMM implementation: 0 = OpenBLAS panels on our pool (default), 1 = our packed SIMD GEMM (gemm.cc).
+// GEMM implementation: 0 = OpenBLAS panels on our pool, 1 = our packed SIMD GEMM (gemm.cc), 2 = automatic
+// (default): packed for K <= kPackedGemmMaxK, else OpenBLAS panels (blas.cc says why).
+constexpr int kPackedGemmMaxK = 1536;
 int gemmImpl();
 void setGemmImpl(int impl);
 void rmsNormFwd(const float* x, const float* w, float* y, float* rstd, long rows, int d, float eps);

@@ -45,22 +45,21 @@ n.setGemmImpl(1);
 const [M, N, K] = [256, 300, 1100]; // K > 1024: two depth blocks, one barrier each
 const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.1));
 const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.1));
-// The main thread keeps multiplying until the worker has done 30 products, so the two overlap.
+// The worker multiplies the same operands (copied to it); the main thread keeps multiplying until the worker has
+// done 30 products, so the two overlap.
 const progress = new Int32Array(new SharedArrayBuffer(4));
 const worker = new Worker(
   \`import { parentPort, workerData } from 'node:worker_threads';
    const n = (await import(workerData.entry)).native();
+   const { a, b, M, N, K } = workerData;
    const progress = new Int32Array(workerData.progress);
-   const [M, N, K] = [256, 300, 1100];
-   const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.1));
-   const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.1));
    const c = new Float32Array(M * N);
    for (let r = 0; r < 30; r++) {
      n.gemm(a, b, c, M, N, K, false, false, new Float64Array(1), new Float64Array(1), 0);
      Atomics.add(progress, 0, 1);
    }
    parentPort.postMessage(c);\`,
-  { eval: true, workerData: { entry: ${JSON.stringify(entry)}, progress: progress.buffer } },
+  { eval: true, workerData: { entry: ${JSON.stringify(entry)}, progress: progress.buffer, a, b, M, N, K } },
 );
 const fromWorker = new Promise((res, rej) => { worker.on('message', res); worker.on('error', rej); });
 const mine = new Float32Array(M * N);
