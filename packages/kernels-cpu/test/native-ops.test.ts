@@ -300,6 +300,36 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
     },
   );
 
+  it.skipIf(skip)('the automatic GEMM choice is the packed GEMM for K <= 1536 and OpenBLAS panels above', () => {
+    // The two implementations sum in different orders, so their float32 bits differ; the automatic mode must
+    // reproduce, bit for bit, the one it claims to pick on each side of the threshold.
+    const n = native()!;
+    const run = (impl: 0 | 1 | 2, M: number, N: number, K: number) => {
+      n.setGemmImpl(impl);
+      const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.3));
+      const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.7));
+      const c = new Float32Array(M * N);
+      n.gemm(a, b, c, M, N, K, false, false, new Float64Array(1), new Float64Array(1), 0);
+      return c;
+    };
+    try {
+      for (const [K, picks] of [
+        [1536, 1],
+        [1537, 0],
+      ] as const) {
+        const [M, N] = [64, 96];
+        const auto = run(2, M, N, K);
+        const other = run(picks === 1 ? 0 : 1, M, N, K);
+        expect(run(picks, M, N, K), `K ${K}`).toEqual(auto);
+        expect(other, `K ${K}: the two implementations must differ for this check to mean anything`).not.toEqual(auto);
+      }
+      n.setGemmImpl(2);
+      expect(n.info().gemm).toContain('for K <= 1536');
+    } finally {
+      n.setGemmImpl(2);
+    }
+  });
+
   it.skipIf(skip)('matmul outputs are not zero-filled first, yet every element is written (NaN-poisoned reuse)', () => {
     // The output comes from Tensor.uninitialized: a reused cached buffer keeps old bytes. Poison the buffer class
     // the outputs will reuse with NaN, then check each GEMM form (both implementations, K = 0 too) overwrites all.
