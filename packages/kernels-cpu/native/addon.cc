@@ -63,6 +63,9 @@ Napi::Value SetGemmImpl(const Napi::CallbackInfo& info) {
   ot::setGemmImpl((int)L(info, 0));
   return info.Env().Undefined();
 }
+Napi::Value SetPackedGemmIsa(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), ot::setPackedGemmIsa((int)L(info, 0)));
+}
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const float* A = P<float>(info, 0);
   const float* Bm = P<float>(info, 1);
@@ -356,6 +359,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   FN("gemmBf16", GemmBf16);
   FN("blasThreads", BlasThreads);
   FN("setGemmImpl", SetGemmImpl);
+  FN("setPackedGemmIsa", SetPackedGemmIsa);
   FN("rmsNormFwd", RmsNormFwd);
   FN("rmsNormBwd", RmsNormBwd);
   FN("layerNormFwd", LayerNormFwd);

@@ -4,12 +4,15 @@
 // Micro-kernel: MR x NR register tile, NR = 2 vectors (AVX2+FMA: 6x16; AVX-512: 6x32), chosen at run time with
 // __builtin_cpu_supports. Transposes are absorbed by the packing routines, so all four transA/transB cases and any
 // beta share one kernel. Without AVX2+FMA the caller falls back to OpenBLAS. The AVX-512 variant is compiled but has
-// not been run (no AVX-512 machine was available); OMNITRAIN_GEMM_ISA=avx2 pins the AVX2 kernel.
+// not been run (no AVX-512 machine was available); its 6x32 tiling runs on emulated lanes (Emu16) in the tests, bit for
+// bit equal to the AVX2 kernel. OMNITRAIN_GEMM_ISA=avx2 pins the AVX2 kernel.
 // blas.cc picks it for K <= 1536, where it measured 1.0-1.15x OpenBLAS (PyTorch's GEMM) on a 2-core EPYC (Zen 3);
 // deeper K stays on OpenBLAS (2048^3: 0.87-0.98x).
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -215,6 +218,33 @@ struct Avx512 {
   __attribute__((target("avx512f"))) static inline void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
 };
 #endif
+// Sixteen lanes in plain C++, each FMA one fmaf (rounded once, as vfmadd is): the AVX-512 build's 6x32 tile, its
+// 32-wide B panels, their packing and the prefetch offsets, run on any AVX2 machine, so that this logic is tested
+// where no AVX-512 CPU is (setPackedGemmIsa(3)). Only the thin Avx512 wrappers above stay unrun there.
+struct Emu16 {
+  static constexpr int W = 16;
+  struct V {
+    float x[16];
+  };
+  OT_AVX2 static inline V set1(float f) {
+    V v;
+    for (int i = 0; i < W; i++) v.x[i] = f;
+    return v;
+  }
+  OT_AVX2 static inline V zero() { return set1(0.0f); }
+  OT_AVX2 static inline V loadu(const float* p) {
+    V v;
+    std::memcpy(v.x, p, sizeof v.x);
+    return v;
+  }
+  OT_AVX2 static inline V load(const float* p) { return loadu(p); }
+  OT_AVX2 static inline V bcast(const float* p) { return set1(*p); }
+  OT_AVX2 static inline V fma(V a, V b, V c) {
+    for (int i = 0; i < W; i++) c.x[i] = __builtin_fmaf(a.x[i], b.x[i], c.x[i]);
+    return c;
+  }
+  OT_AVX2 static inline void storeu(float* p, V v) { std::memcpy(p, v.x, sizeof v.x); }
+};
 
 // One k step of the MR x 2W tile: two B vectors, MR broadcasts of A, 2*MR FMAs.
 // Prefetch (for writing) the lines of this tile's MR rows of C.
@@ -248,7 +278,8 @@ struct Avx512 {
     a += MR;                                                                                                \
     b += 2 * W;
 
-// C[MR x 2W] (ldc) = beta*C + a(packed MR x kc) * b(packed kc x 2W). beta == 0 never reads C.
+// C[MR x 2W] (ldc) = beta*C + a(packed MR x kc) * b(packed kc x 2W). beta == 0 never reads C. Meanwhile it
+// prefetches pfLines lines from pf every 8 steps (pfLines 0: none).
 #define OT_KERNEL_BODY                                                                                      \
   using V = typename S::V;                                                                                  \
   constexpr int W = S::W;                                                                                   \
@@ -259,11 +290,19 @@ struct Avx512 {
      to one L1 set): fetch them again 32 steps before the end, so the final loads/stores of C hit L1. Two loops, \
      so that the innermost one carries no test for that step. */                                              \
   const int kLate = kc > 48 ? kc - 32 : kc;                                                                 \
-  for (int k = 0; k < kLate; k++) {                                                                         \
+  int k = 0;                                                                                                \
+  /* Every 8 steps, prefetch pfLines lines of the next B micro-panel into L2 (see macro()). */             \
+  for (; k + 8 <= kLate; k += 8) {                                                                          \
+    for (int q = 0; q < pfLines; q++, pf += 16) __builtin_prefetch(pf, 0, 2);                               \
+    for (int u = 0; u < 8; u++) {                                                                           \
+      OT_KERNEL_STEP                                                                                        \
+    }                                                                                                       \
+  }                                                                                                         \
+  for (; k < kLate; k++) {                                                                                  \
     OT_KERNEL_STEP                                                                                          \
   }                                                                                                         \
   if (kLate < kc) OT_PREFETCH_C_TILE                                                                        \
-  for (int k = kLate; k < kc; k++) {                                                                        \
+  for (; k < kc; k++) {                                                                                     \
     OT_KERNEL_STEP                                                                                          \
   }                                                                                                         \
   V acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};                  \
@@ -292,7 +331,7 @@ struct Kernel;
 template <>
 struct Kernel<Avx2> {
   __attribute__((target("avx2,fma"))) static void run(int kc, const float* a, const float* b, float* C, long ldc,
-                                                     float beta) {
+                                                     float beta, const float* pf, int pfLines) {
     using S = Avx2;
     OT_KERNEL_BODY
   }
@@ -301,23 +340,43 @@ struct Kernel<Avx2> {
 template <>
 struct Kernel<Avx512> {
   __attribute__((target("avx512f"))) static void run(int kc, const float* a, const float* b, float* C, long ldc,
-                                                    float beta) {
+                                                    float beta, const float* pf, int pfLines) {
     using S = Avx512;
     OT_KERNEL_BODY
   }
 };
 #endif
 
+template <>
+struct Kernel<Emu16> {
+  OT_AVX2 static void run(int kc, const float* a, const float* b, float* C, long ldc, float beta, const float* pf,
+                          int pfLines) {
+    using S = Emu16;
+    OT_KERNEL_BODY
+  }
+};
+
 // One MC x (columns [ja, jb) of the packed B panel) block: jr over NR micro-panels, ir over MR rows.
+// While the ir calls run on B micro-panel jr (from L2 after the first), they prefetch the next one from L3 into L2,
+// each call its own share: without it, the first call on every panel waited on L3 (the panel, kc x NR, is 64 KiB
+// at kc 1024, past L1), and the macro-kernel ran at 71-88% of the FMA peak instead of 83-93% (1024^3, one thread).
+// After the last panel they prefetch the first again, which the thread's next row task usually starts on.
 template <class S>
 void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int j0, int ja, int jb, int kc,
            float beta) {
   constexpr int NR = 2 * S::W;
   alignas(64) float tmp[MR * NR];
+  const int calls = (mc + MR - 1) / MR, slots = (kc > 48 ? kc - 32 : kc) / 8;  // prefetch slots per kernel call
+  const long panelLines = (long)kc * NR / 16;
+  const int pfLines = slots ? (int)std::min<long>(4, (panelLines + (long)calls * slots - 1) / ((long)calls * slots)) : 0;
   for (int jr = ja; jr < jb; jr += NR) {
     int nr = std::min(NR, jb - jr);
     const float* bp = Bp + (long)jr * kc;
+    const float* next = jr + NR < jb ? bp + (long)NR * kc : Bp + (long)ja * kc;
     for (int ir = 0; ir < mc; ir += MR) {
+      const long pfFirst = (long)(ir / MR) * slots * pfLines;  // this call's first line of the next panel
+      const int pfl = pfFirst < panelLines && jb - ja > NR ? pfLines : 0;
+      const float* pf = next + pfFirst * 16;
       int mr = std::min(MR, mc - ir);
       const float* ap = Ap + (long)ir * kc;
       float* c = g.C + (long)(i0 + ir) * g.ldc + j0 + jr;
@@ -330,16 +389,18 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
         }
       }
       if (mr == MR && nr == NR) {
-        Kernel<S>::run(kc, ap, bp, c, g.ldc, beta);
+        Kernel<S>::run(kc, ap, bp, c, g.ldc, beta, pf, pfl);
       } else {
-        Kernel<S>::run(kc, ap, bp, tmp, NR, 0.0f);
+        Kernel<S>::run(kc, ap, bp, tmp, NR, 0.0f, pf, pfl);
         for (int r = 0; r < mr; r++) {
           float* cr = c + (long)r * g.ldc;
           const float* t = tmp + r * NR;
+          // fmaf: one rounding, as the full tiles' FMA, so an element's bits do not depend on which tile it fell
+          // in (the tiles differ between the 6x16 and 6x32 kernels).
           if (beta == 0.0f)
             for (int j = 0; j < nr; j++) cr[j] = t[j];
           else
-            for (int j = 0; j < nr; j++) cr[j] = beta * cr[j] + t[j];
+            for (int j = 0; j < nr; j++) cr[j] = std::fma(beta, cr[j], t[j]);
         }
       }
     }
@@ -363,7 +424,8 @@ void run(const Args& g) {
       });
 }
 
-int isaLevel() {
+// 2: avx512f, 1: avx2+fma (or OMNITRAIN_GEMM_ISA=avx2 on an AVX-512 CPU), 0: neither (the caller uses OpenBLAS).
+int detectedIsa() {
   static int level = [] {
     __builtin_cpu_init();
     const char* force = std::getenv("OMNITRAIN_GEMM_ISA");  // "avx2" pins the AVX2 kernel (testing)
@@ -375,18 +437,38 @@ int isaLevel() {
   }();
   return level;
 }
+std::atomic<int> gIsaOverride{0};  // setPackedGemmIsa: 0 = none, else the level to run (3: Emu16)
+int isaLevel() {
+  const int o = gIsaOverride.load(std::memory_order_relaxed);
+  return o ? o : detectedIsa();
+}
 
 }  // namespace
 
+bool setPackedGemmIsa(int level) {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  bool ok = level == 0 || ((level == 1 || level == 3) && avx2);
+#ifdef OT_HAVE_AVX512
+  ok = ok || (level == 2 && __builtin_cpu_supports("avx512f"));
+#endif
+  if (ok) gIsaOverride.store(level);
+  return ok;
+}
+
 const char* packedGemmIsa() {
   int l = isaLevel();
-  return l == 2 ? "avx512 6x32" : l == 1 ? "avx2-fma 6x16" : "none";
+  return l == 3 ? "emulated 6x32 (16 C++ lanes, testing)" : l == 2 ? "avx512 6x32" : l == 1 ? "avx2-fma 6x16" : "none";
 }
 
 bool packedGemm(const float* A, const float* B, float* C, int M, int N, int K, bool transA, bool transB, float beta) {
   int level = isaLevel();
   if (level == 0) return false;
   Args g{A, B, C, M, N, K, transA ? M : K, transB ? K : N, N, transA, transB, beta};
+  if (level == 3) {
+    run<Emu16>(g);
+    return true;
+  }
 #ifdef OT_HAVE_AVX512
   if (level == 2) {
     run<Avx512>(g);

@@ -27,6 +27,12 @@ export interface NativeAddon {
    * (OMNITRAIN_GEMM=packed), 2 = automatic (default): packed for K <= 1536, OpenBLAS panels for deeper K.
    */
   setGemmImpl(impl: 0 | 1 | 2): void;
+  /**
+   * The packed GEMM's kernel: 0 = the best this CPU has (default), 1 = AVX2 6x16, 2 = AVX-512 6x32, 3 = the AVX-512
+   * kernel's 6x32 tile on 16 emulated C++ lanes (runs on any AVX2 CPU; for tests). Returns false, changing nothing,
+   * when this CPU cannot run the kernel asked for.
+   */
+  setPackedGemmIsa(level: 0 | 1 | 2 | 3): boolean;
   gemm(
     a: F32,
     b: F32,

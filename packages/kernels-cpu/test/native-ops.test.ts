@@ -330,6 +330,64 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
     }
   });
 
+  it.skipIf(skip)("the AVX-512 kernel's 6x32 tiling (emulated lanes) equals the AVX2 6x16 kernel bit for bit", () => {
+    // Each element is one FMA chain over k in the same order and the same depth blocks, whatever tile it falls in,
+    // so the 6x32 path (32-wide B panels and their packing, edge tiles, column blocks) must reproduce the AVX2
+    // kernel's bits. Here it runs on 16 emulated C++ lanes (setPackedGemmIsa(3)); on an AVX-512 CPU the real 6x32
+    // kernel (level 2) is held to the same.
+    const n = native()!;
+    const gemm = (M: number, N: number, K: number, ta: boolean, tb: boolean, beta: number) => {
+      const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+      const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
+      const c = Float32Array.from({ length: M * N }, (_, i) => (i % 5) - 2);
+      n.gemm(a, b, c, M, N, K, ta, tb, new Float64Array(1), new Float64Array(1), beta);
+      return new Uint32Array(c.buffer);
+    };
+    const levels: (2 | 3)[] = n.info().isa.startsWith('avx512') ? [3, 2] : [3];
+    n.setGemmImpl(1);
+    try {
+      for (const [M, N, K] of [
+        [7, 5, 3],
+        [13, 33, 300],
+        [100, 37, 513],
+        [145, 290, 257],
+        [40, 70, 2100], // three depth blocks
+        [61, 1100, 1024], // two column blocks
+      ] as const) {
+        for (const [ta, tb] of [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ] as const) {
+          for (const beta of [0, 1, 0.5]) {
+            expect(n.setPackedGemmIsa(1)).toBe(true);
+            const want = gemm(M, N, K, ta, tb, beta);
+            for (const level of levels) {
+              expect(n.setPackedGemmIsa(level)).toBe(true);
+              expect(n.info().gemm).toContain(level === 3 ? 'emulated 6x32' : 'avx512 6x32');
+              const got = gemm(M, N, K, ta, tb, beta);
+              const at = got.findIndex((x, i) => x !== want[i]);
+              expect(at, `level ${level} ${M}x${N}x${K} ta ${ta} tb ${tb} beta ${beta}: first bit difference`).toBe(-1);
+            }
+          }
+        }
+      }
+    } finally {
+      n.setPackedGemmIsa(0);
+      n.setGemmImpl(2);
+    }
+    expect(n.info().gemm).not.toContain('emulated');
+  });
+
+  it.skipIf(skip)('setPackedGemmIsa refuses a kernel this CPU cannot run, and changes nothing then', () => {
+    const n = native()!;
+    const before = n.info().gemm;
+    if (!n.info().isa.startsWith('avx512')) expect(n.setPackedGemmIsa(2)).toBe(false);
+    expect(n.setPackedGemmIsa(7 as 0)).toBe(false);
+    expect(n.info().gemm).toBe(before);
+  });
+
   it.skipIf(skip)('matmul outputs are not zero-filled first, yet every element is written (NaN-poisoned reuse)', () => {
     // The output comes from Tensor.uninitialized: a reused cached buffer keeps old bytes. Poison the buffer class
     // the outputs will reuse with NaN, then check each GEMM form (both implementations, K = 0 too) overwrites all.
