@@ -165,12 +165,23 @@ void packA(const Args& g, int i0, int mc, int p0, int kc, float* dst) {
 // op(B) depth [p0, p0+kc), columns [j0+ja, j0+jb) -> NR-column panels: dst[(j/NR)*NR*kc + k*NR + c] (zero padded).
 template <int NR>
 void packB(const Args& g, int p0, int kc, int j0, int ja, int jb, float* dst) {
-  for (int jr = ja; jr < jb; jr += NR) {
+  int jr = ja;
+  if (!g.tb) {
+    // Whole panels (the packed buffer is 64-byte aligned and NR*4 a multiple of 64), 8 k at a time across all of
+    // them: B's rows are then read in order, where panel by panel every row was a new line 4 KiB (ldb) away;
+    // measured 1.5-2x faster (1024 x 1024, one thread).
+    const int whole = ja + (jb - ja) / NR * NR;
+    for (int k0 = 0; k0 < kc; k0 += 8)
+      for (int j = ja; j < whole; j += NR)
+        packBRows<NR>(g.B + (long)(p0 + k0) * g.ldb + j0 + j, g.ldb, std::min(8, kc - k0),
+                      dst + (long)j * kc + (long)k0 * NR);
+    jr = whole;
+  }
+  for (; jr < jb; jr += NR) {
     int nr = std::min(NR, jb - jr);
     float* d = dst + (long)jr * kc;
-    if (nr == NR) {  // a whole panel (the packed buffer is 64-byte aligned and NR*4 a multiple of 64)
-      if (!g.tb) packBRows<NR>(g.B + (long)p0 * g.ldb + j0 + jr, g.ldb, kc, d);
-      else packBCols<NR>(g.B + (long)(j0 + jr) * g.ldb + p0, g.ldb, kc, d);
+    if (nr == NR) {  // a whole panel of B^T
+      packBCols<NR>(g.B + (long)(j0 + jr) * g.ldb + p0, g.ldb, kc, d);
       continue;
     }
     if (!g.tb) {
