@@ -257,7 +257,9 @@ struct Emu16 {
   OT_AVX2 static inline void storeu(float* p, V v) { std::memcpy(p, v.x, sizeof v.x); }
 };
 
-// One k step of the MR x 2W tile: two B vectors, MR broadcasts of A, 2*MR FMAs.
+// The k step at which the micro-kernel prefetches its C tile again (the end of its B-prefetching loop).
+inline int lateStep(int kc) { return kc > 48 ? kc - 32 : kc; }
+
 // Prefetch (for writing) the lines of this tile's MR rows of C.
 #define OT_PREFETCH_C_TILE                                                                                    \
   for (int r = 0; r < MR; r++) {                                                                            \
@@ -300,7 +302,7 @@ struct Emu16 {
   /* C's lines, fetched at the start, may be evicted by the A/B streams (a power-of-two ldc maps a tile's rows   \
      to one L1 set): fetch them again 32 steps before the end, so the final loads/stores of C hit L1. Two loops, \
      so that the innermost one carries no test for that step. */                                              \
-  const int kLate = kc > 48 ? kc - 32 : kc;                                                                 \
+  const int kLate = lateStep(kc);                                                                           \
   int k = 0;                                                                                                \
   /* Every 8 steps, prefetch pfLines lines of the next B micro-panel into L2 (see macro()). */             \
   for (; k + 8 <= kLate; k += 8) {                                                                          \
@@ -370,14 +372,15 @@ struct Kernel<Emu16> {
 // One MC x (columns [ja, jb) of the packed B panel) block: jr over NR micro-panels, ir over MR rows.
 // While the ir calls run on B micro-panel jr (from L2 after the first), they prefetch the next one from L3 into L2,
 // each call its own share: without it, the first call on every panel waited on L3 (the panel, kc x NR, is 64 KiB
-// at kc 1024, past L1), and the macro-kernel ran at 71-88% of the FMA peak instead of 83-93% (1024^3, one thread).
+// at kc 1024, past L1), and the macro-kernels ran at 71-88% of the FMA peak instead of 83-93% (960x1024x1024, one
+// thread; bench/results/cpu-gemm-2026-11-28-session6.md).
 // After the last panel they prefetch the first again, which the thread's next row task usually starts on.
 template <class S>
 void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int j0, int ja, int jb, int kc,
            float beta) {
   constexpr int NR = 2 * S::W;
   alignas(64) float tmp[MR * NR];
-  const int calls = (mc + MR - 1) / MR, slots = (kc > 48 ? kc - 32 : kc) / 8;  // prefetch slots per kernel call
+  const int calls = (mc + MR - 1) / MR, slots = lateStep(kc) / 8;  // prefetch slots per kernel call
   const long panelLines = (long)kc * NR / 16;
   const int pfLines = slots ? (int)std::min<long>(4, (panelLines + (long)calls * slots - 1) / ((long)calls * slots)) : 0;
   for (int jr = ja; jr < jb; jr += NR) {
