@@ -173,12 +173,14 @@ add({
   inputs: (r) => [r.tensor([7, 13])],
   attrs: { dtype: 'float64' },
 });
-for (const [ta, tb] of [
+/** The four (transA, transB) combinations. */
+const TRANSPOSES = [
   [false, false],
   [true, false],
   [false, true],
   [true, true],
-]) {
+] as const;
+for (const [ta, tb] of TRANSPOSES) {
   const attrs = { transA: ta, transB: tb };
   const sh = (r: number, c: number, t: boolean) => (t ? [c, r] : [r, c]);
   add({
@@ -354,12 +356,7 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
         [40, 70, 2100], // three depth blocks
         [61, 1100, 1024], // two column blocks
       ] as const) {
-        for (const [ta, tb] of [
-          [false, false],
-          [true, false],
-          [false, true],
-          [true, true],
-        ] as const) {
+        for (const [ta, tb] of TRANSPOSES) {
           for (const beta of [0, 1, 0.5]) {
             expect(n.setPackedGemmIsa(1)).toBe(true);
             const want = gemm(M, N, K, ta, tb, beta);
@@ -400,12 +397,7 @@ describe('native elementwise, reduction, cast and GEMM kernels', () => {
     for (const impl of [0, 1, 2] as const) {
       n.setGemmImpl(impl);
       for (const [M, N, K] of shapes) {
-        for (const [ta, tb] of [
-          [false, false],
-          [true, false],
-          [false, true],
-          [true, true],
-        ] as const) {
+        for (const [ta, tb] of TRANSPOSES) {
           const poison = Tensor.empty([M, N]);
           (poison.raw() as Float32Array).fill(Number.NaN);
           poison.dispose();
