@@ -138,12 +138,22 @@ OT_AVX2 void packBCols(const float* b, long ldb, int kc, float* d) {
 
 // op(A) rows [i0, i0+mc), depth [p0, p0+kc) -> MR-row panels, k-major: dst[panel*MR*kc + k*MR + r] (zero padded).
 void packA(const Args& g, int i0, int mc, int p0, int kc, float* dst) {
-  for (int ir = 0; ir < mc; ir += MR) {
+  int ir = 0;
+  if (g.ta) {
+    // Whole panels of A^T, 8 k at a time across all of them: each k's mc floats are then read in order, where
+    // panel by panel every k read 24 bytes of a new line lda away (as packB).
+    const int whole = mc / MR * MR;
+    for (int k0 = 0; k0 < kc; k0 += 8)
+      for (int r = 0; r < whole; r += MR)
+        packA6Cols(g.A + (long)(p0 + k0) * g.lda + i0 + r, g.lda, std::min(8, kc - k0),
+                   dst + (long)r * kc + (long)k0 * MR);
+    ir = whole;
+  }
+  for (; ir < mc; ir += MR) {
     int mr = std::min(MR, mc - ir);
     float* d = dst + (long)ir * kc;
-    if (mr == MR) {
-      if (!g.ta) packA6Rows(g.A + (long)(i0 + ir) * g.lda + p0, g.lda, kc, d);
-      else packA6Cols(g.A + (long)p0 * g.lda + i0 + ir, g.lda, kc, d);
+    if (mr == MR) {  // a whole panel of A (not transposed)
+      packA6Rows(g.A + (long)(i0 + ir) * g.lda + p0, g.lda, kc, d);
       continue;
     }
     if (!g.ta) {
