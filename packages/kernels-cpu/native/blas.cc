@@ -27,8 +27,8 @@ void blasThreads(int n) { openblas_set_num_threads(n); }
 // GEMM implementations: 0 = OpenBLAS on our own pool, one output panel per thread (rows, or columns when N > M;
 // multiples of 16), each a single-threaded cblas_sgemm; 1 = our BLIS-style packed SIMD GEMM (gemm.cc: one team
 // region, B packed once and shared, depth blocks up to 1024); 2 (default) = packed where it measured faster than
-// OpenBLAS (PyTorch's own GEMM) on this 2-core EPYC: K <= 1536 (1024^3 1.03-1.05x, the training step's K = 512
-// and 1408 shapes 1.0-1.15x), panels for deeper K (2048^3: packed 0.87-1.01x). bench/results/cpu-gemm-*.md.
+// OpenBLAS (PyTorch's own GEMM) on this 2-core EPYC: K <= 1536 (1024^3 1.0-1.04x, the training step's K = 512
+// and 1408 shapes 1.0-1.2x), panels for deeper K (K = 2048: packed 0.93-1.07x, not ahead). bench/results/cpu-gemm-*.md.
 // OMNITRAIN_GEMM=packed|openblas pins one (setGemmImpl from JS).
 static std::atomic<int> gGemmImpl{-1};
 int gemmImpl() {

@@ -6,8 +6,8 @@
 // beta share one kernel. Without AVX2+FMA the caller falls back to OpenBLAS. The AVX-512 variant is compiled but has
 // not been run (no AVX-512 machine was available); its 6x32 tiling runs on emulated lanes (Emu16) in the tests, bit for
 // bit equal to the AVX2 kernel. OMNITRAIN_GEMM_ISA=avx2 pins the AVX2 kernel.
-// blas.cc picks it for K <= 1536, where it measured 1.0-1.15x OpenBLAS (PyTorch's GEMM) on a 2-core EPYC (Zen 3);
-// deeper K stays on OpenBLAS (2048^3: 0.87-0.98x).
+// blas.cc picks it for K <= 1536, where it measured 1.0-1.2x OpenBLAS (PyTorch's GEMM) on a 2-core EPYC (Zen 3);
+// deeper K stays on OpenBLAS (K = 2048: 0.93-1.07x, not ahead).
 #include <immintrin.h>
 
 #include <algorithm>
