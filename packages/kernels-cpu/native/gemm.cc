@@ -392,7 +392,8 @@ void macro(const Args& g, const float* Ap, const float* Bp, int i0, int mc, int 
   alignas(64) float tmp[MR * NR];
   const int calls = (mc + MR - 1) / MR, slots = lateStep(kc) / 8;  // prefetch slots per kernel call
   const long panelLines = (long)kc * NR / 16;
-  const int pfLines = slots ? (int)std::min<long>(4, (panelLines + (long)calls * slots - 1) / ((long)calls * slots)) : 0;
+  const long perSlot = slots ? (panelLines + (long)calls * slots - 1) / ((long)calls * slots) : 0;
+  const int pfLines = (int)std::min<long>(4, perSlot);  // lines per slot, so that the calls cover the next panel
   for (int jr = ja; jr < jb; jr += NR) {
     int nr = std::min(NR, jb - jr);
     const float* bp = Bp + (long)jr * kc;
