@@ -341,6 +341,10 @@ Napi::Value AttnFwd(const Napi::CallbackInfo& info) {
                    B(info, 10));
   return info.Env().Undefined();
 }
+Napi::Value SetAttentionKeyBlock(const Napi::CallbackInfo& info) {
+  ot::setAttentionKeyBlock((int)L(info, 0));
+  return info.Env().Undefined();
+}
 // attentionBwd(q, k, v, lse, gradOut, dq, dk, dv, seg, hq, hkv, d, scale, causal)
 Napi::Value AttnBwd(const Napi::CallbackInfo& info) {
   int nseg = (int)(info[8].As<Napi::TypedArray>().ElementLength() / 4);
@@ -394,6 +398,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   FN("castF64ToF32", CastF64ToF32);
   FN("castF32ToF64", CastF32ToF64);
   FN("attentionFwd", AttnFwd);
+  FN("setAttentionKeyBlock", SetAttentionKeyBlock);
   FN("attentionBwd", AttnBwd);
   FN("stridedCopy", StridedCopy);
   FN("catCopy", CatCopy);

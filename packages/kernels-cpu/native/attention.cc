@@ -1,12 +1,15 @@
-// Attention on [tokens, heads, dim] rows: query blocks of BQ rows (of several heads of one GQA group, stacked),
-// each block's scores against the keys it can see computed with one SGEMM (masked exactly), softmax per row, then
-// P·V with one SGEMM. Backward recomputes P from the saved logsumexp. Tasks are (segment, head stack, block)
-// forward and (segment, kv head) backward, so that dK/dV of a kv head (shared by its group) are written by one
-// worker; with too few of those to keep every thread busy, a kv head's query blocks are split over several tasks
-// whose private dK/dV are summed afterwards.
+// Attention on [tokens, heads, dim] rows: query blocks of BQ rows (of several heads of one GQA group, stacked).
+// Forward, flash-style: a query block meets the keys it can see in blocks of at most keyBlock, one SGEMM each for
+// the scores (masked exactly) and for P·V, with an online softmax in between (running row max and sum; the output
+// rescaled when the max grows), so its scores never exceed [gs*BQ, keyBlock] whatever the sequence length. Backward
+// recomputes P from the saved logsumexp, a query block against all its visible keys at once. Tasks are (segment,
+// head stack, block) forward and (segment, kv head) backward, so that dK/dV of a kv head (shared by its group) are
+// written by one worker; with too few of those to keep every thread busy, a kv head's query blocks are split over
+// several tasks whose private dK/dV are summed afterwards.
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,23 +21,31 @@
 
 namespace ot {
 static const int BQ = 64;
+// Keys per block of the forward's online softmax. 2048: the bench (S 1024) and the training step (S 512) see their
+// keys in one block, as one SGEMM each; setAttentionKeyBlock changes it (tests run many small blocks).
+static std::atomic<int> gKeyBlock{2048};
+void setAttentionKeyBlock(int keys) { gKeyBlock.store(keys > 0 ? keys : 2048); }
 
-OT_CLONES static void softmaxRows(float* S, int ld, int rows, int n, int i0, bool causal, int sk, float* lse) {
+// One key block [j0, j0+nb) of the online softmax, for `rows` query rows (row r is query i0+r): S holds the scaled
+// scores; each row's visible keys (a prefix: causal mask and segment end) are replaced by exp(s - m'), the rest by
+// 0, where m' = max(m, the block's max); l = l * alpha + the block's sum, and alpha = exp(m - m') is the factor by
+// which the row's output so far must be scaled (0 before the row's first visible key).
+OT_CLONES static void onlineSoftmaxBlock(float* S, int rows, int nb, int i0, int j0, bool causal, int sk, float* m,
+                                         float* l, float* alpha) {
   for (int r = 0; r < rows; r++) {
-    float* s = S + (long)r * ld;
-    int valid = causal ? std::min(i0 + r + 1, sk) : sk;
-    if (valid > n) valid = n;
-    if (valid <= 0) {
-      lse[r] = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < n; j++) s[j] = 0;
+    float* s = S + (long)r * nb;
+    const int valid = std::max(0, std::min(nb, (causal ? std::min(i0 + r + 1, sk) : sk) - j0));
+    if (valid == 0) {
+      alpha[r] = 1.0f;
+      for (int j = 0; j < nb; j++) s[j] = 0;
       continue;
     }
-    float m = laneMax(s, valid);
-    float sum = laneSumExp<true>(s, valid, m);
-    float inv = 1.0f / sum;
-    for (int j = 0; j < valid; j++) s[j] *= inv;
-    for (int j = valid; j < n; j++) s[j] = 0;
-    lse[r] = m + std::log(sum);
+    const float mNew = std::max(m[r], laneMax(s, valid));
+    alpha[r] = m[r] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m[r] - mNew);
+    const float sum = laneSumExp<true>(s, valid, mNew);
+    for (int j = valid; j < nb; j++) s[j] = 0;
+    l[r] = l[r] * alpha[r] + sum;
+    m[r] = mNew;
   }
 }
 
@@ -66,7 +77,8 @@ void attentionFwd(const float* q, const float* k, const float* v, float* o, floa
   const int group = hq / hkv;
   int maxSk = 0;
   for (int s = 0; s < nseg; s++) maxSk = std::max(maxSk, seg[s * 4 + 3]);
-  const int gs = stackedHeads(group, maxSk);
+  const int KB = std::min(gKeyBlock.load(), std::max(1, maxSk));
+  const int gs = stackedHeads(group, KB);
   struct Task { int s, h0, b; };
   std::vector<Task> tasks;
   for (int s = 0; s < nseg; s++) {
@@ -77,35 +89,56 @@ void attentionFwd(const float* q, const float* k, const float* v, float* o, floa
   // Largest (latest) causal blocks first for balance.
   if (causal) std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.b > b.b; });
   const int T = numThreads();
-  const size_t sPer = (size_t)gs * BQ * std::max(1, maxSk), rPer = (size_t)gs * BQ * d;
-  std::vector<float> scratch((size_t)T * (sPer + 2 * rPer + gs * BQ));
+  const size_t sPer = (size_t)gs * BQ * KB, rPer = (size_t)gs * BQ * d, per = sPer + 2 * rPer + 3 * gs * BQ;
+  std::vector<float> scratch((size_t)T * per);
   parallelFor((long)tasks.size(), [&](long t, int worker) {
     const Task& tk = tasks[t];
     int q0 = seg[tk.s * 4], k0 = seg[tk.s * 4 + 1], sq = seg[tk.s * 4 + 2], sk = seg[tk.s * 4 + 3];
     int i0 = tk.b * BQ, rows = std::min(BQ, sq - i0);
     int n = causal ? std::min(i0 + rows, sk) : sk;
     int hk = tk.h0 / group, m = gs * rows;
-    float* S = scratch.data() + (size_t)worker * (sPer + 2 * rPer + gs * BQ);
+    float* S = scratch.data() + (size_t)worker * per;
     float* Qs = S + sPer;
     float* Os = Qs + rPer;
-    float* L = Os + rPer;
+    float* rowMax = Os + rPer;  // the online softmax's running max, sum and rescale factor per stacked row
+    float* rowSum = rowMax + gs * BQ;
+    float* alpha = rowSum + gs * BQ;
     const float* K = k + ((long)k0 * hkv + hk) * d;
     const float* V = v + ((long)k0 * hkv + hk) * d;
     float* O = o + (long)(q0 + i0) * hq * d;
-    if (n > 0) {
-      packRows(q + (long)(q0 + i0) * hq * d, hq, d, tk.h0, gs, rows, Qs);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, scale, Qs, d, K, hkv * d, 0.0f, S, n);
-    }
-    for (int g = 0; g < gs; g++) softmaxRows(S + (long)g * rows * n, n, rows, n, i0, causal, sk, L + g * rows);
-    if (n > 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n, 1.0f, S, n, V, hkv * d, 0.0f, Os, d);
-      unpackRows(Os, hq, d, tk.h0, gs, rows, O);
-    } else {
+    if (n <= 0) {  // no keys: zero output, logsumexp -inf
       for (int g = 0; g < gs; g++)
-        for (int r = 0; r < rows; r++) std::memset(O + ((long)r * hq + tk.h0 + g) * d, 0, sizeof(float) * d);
+        for (int r = 0; r < rows; r++) {
+          std::memset(O + ((long)r * hq + tk.h0 + g) * d, 0, sizeof(float) * d);
+          lse[(long)(q0 + i0 + r) * hq + tk.h0 + g] = -std::numeric_limits<float>::infinity();
+        }
+      return;
     }
+    packRows(q + (long)(q0 + i0) * hq * d, hq, d, tk.h0, gs, rows, Qs);
+    std::fill(rowMax, rowMax + m, -std::numeric_limits<float>::infinity());
+    std::fill(rowSum, rowSum + m, 0.0f);
+    for (int j0 = 0; j0 < n; j0 += KB) {
+      const int nb = std::min(KB, n - j0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nb, d, scale, Qs, d, K + (long)j0 * hkv * d, hkv * d,
+                  0.0f, S, nb);
+      for (int g = 0; g < gs; g++)
+        onlineSoftmaxBlock(S + (long)g * rows * nb, rows, nb, i0, j0, causal, sk, rowMax + g * rows,
+                           rowSum + g * rows, alpha + g * rows);
+      if (j0 > 0)
+        for (int r = 0; r < m; r++)
+          for (int e = 0; e < d; e++) Os[(long)r * d + e] *= alpha[r];
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, nb, 1.0f, S, nb, V + (long)j0 * hkv * d, hkv * d,
+                  j0 > 0 ? 1.0f : 0.0f, Os, d);
+    }
+    // Every row saw at least one key (n > 0: causal rows see key 0, others all sk), so rowSum > 0.
+    for (int r = 0; r < m; r++) {
+      const float inv = 1.0f / rowSum[r];
+      for (int e = 0; e < d; e++) Os[(long)r * d + e] *= inv;
+    }
+    unpackRows(Os, hq, d, tk.h0, gs, rows, O);
     for (int g = 0; g < gs; g++)
-      for (int r = 0; r < rows; r++) lse[(long)(q0 + i0 + r) * hq + tk.h0 + g] = L[g * rows + r];
+      for (int r = 0; r < rows; r++)
+        lse[(long)(q0 + i0 + r) * hq + tk.h0 + g] = rowMax[g * rows + r] + std::log(rowSum[g * rows + r]);
   });
 }
 

@@ -42,6 +42,8 @@ void castBf16ToF32(const uint16_t* x, float* y, long n);
 double fmaPeak(int threads, double seconds);
 void attentionFwd(const float* q, const float* k, const float* v, float* o, float* lse, const int32_t* seg, int nseg,
                   int hq, int hkv, int d, float scale, bool causal);
+// Keys per block of attentionFwd's online softmax (default 2048; <= 0 restores it).
+void setAttentionKeyBlock(int keys);
 void attentionBwd(const float* q, const float* k, const float* v, const float* lse, const float* go, float* dq, float* dk,
                   float* dv, const int32_t* seg, int nseg, int hq, int hkv, int d, float scale, bool causal);
 // Run BLAS single-threaded inside our own parallel regions.

@@ -201,6 +201,11 @@ export interface NativeAddon {
     scale: number,
     causal: boolean,
   ): void;
+  /**
+   * Keys per block of the attention forward's online softmax (default 2048: one block up to 2048 visible keys);
+   * 0 restores the default. Scores held per worker are at most [stacked heads x 64, keyBlock] floats.
+   */
+  setAttentionKeyBlock(keys: number): void;
   attentionBwd(
     q: F32,
     k: F32,
