@@ -382,7 +382,7 @@ struct Kernel<Emu16> {
 // One MC x (columns [ja, jb) of the packed B panel) block: jr over NR micro-panels, ir over MR rows.
 // While the ir calls run on B micro-panel jr (from L2 after the first), they prefetch the next one from L3 into L2,
 // each call its own share: without it, the first call on every panel waited on L3 (the panel, kc x NR, is 64 KiB
-// at kc 1024, past L1), and the macro-kernels ran at 71-88% of the FMA peak instead of 83-93% (960x1024x1024, one
+// at kc 1024, past L1), and the macro-kernels ran at 71-91% of the FMA peak instead of 82-93% (960x1024x1024, one
 // thread; bench/results/cpu-gemm-2026-11-28-session6.md).
 // After the last panel they prefetch the first again, which the thread's next row task usually starts on.
 template <class S>
