@@ -1,7 +1,8 @@
 // `pnpm bench:cpu`: our native CPU backend and PyTorch (Debian python3-torch) side by side with the same thread
 // count — FMA peak, GEMM 1024³/2048³, causal attention fwd+bwd, one Qwen2-style training step (tokens/s, peak
 // RSS, per-op profile) — printed as a ratio table and written to bench/results/cpu-latest.{json,md}.
-// Needs `pnpm build` (core and kernels-cpu dist) first. Options: --threads N, --steps N, --rounds N, --skip-torch.
+// Needs `pnpm build` (core and kernels-cpu dist) first. Options: --threads N, --steps N, --rounds N, --skip-torch,
+// --micro N (GEMM/attention pairs per round: they are cheap and noisier than the step, so they get more samples).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -17,6 +18,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     steps: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
+    micro: { type: 'string', default: '4' },
     'skip-torch': { type: 'boolean', default: false },
     python: { type: 'string', default: '/usr/bin/python3' },
   },
@@ -117,12 +119,15 @@ const oursTrainRuns: any[] = [];
 const torchTrainRuns: any[] = [];
 // Which side goes first alternates by round (the second runs on a warmer, possibly down-clocked CPU), and the FMA
 // peak is re-measured at the end of a round, after the training steps, not right before either side's GEMMs.
+const micro = Math.max(1, Number(args.micro));
 for (let r = 0; r < rounds; r++) {
-  const torchFirst = r % 2 === 1 && !args['skip-torch'];
-  if (torchFirst) torchMicroRuns.push(torchPy('micro'));
-  oursMicroRuns.push(oursMicro());
-  console.log(`[bench:cpu] round ${r + 1}: ours micro ${JSON.stringify(oursMicroRuns.at(-1))}`);
-  if (!torchFirst && !args['skip-torch']) torchMicroRuns.push(torchPy('micro'));
+  for (let i = 0; i < micro; i++) {
+    const torchFirst = (r * micro + i) % 2 === 1 && !args['skip-torch'];
+    if (torchFirst) torchMicroRuns.push(torchPy('micro'));
+    oursMicroRuns.push(oursMicro());
+    console.log(`[bench:cpu] round ${r + 1}.${i + 1}: ours micro ${JSON.stringify(oursMicroRuns.at(-1))}`);
+    if (!torchFirst && !args['skip-torch']) torchMicroRuns.push(torchPy('micro'));
+  }
   oursTrainRuns.push(oursTrain());
   console.log(`[bench:cpu] round ${r + 1}: ours step ${oursTrainRuns.at(-1).tokensPerSec.toFixed(0)} tokens/s`);
   if (!args['skip-torch']) {
@@ -277,7 +282,7 @@ const header = [
   '',
   `${nativeStatus().message}; ${cpus()[0]?.model}; ${threads} threads on both sides; fp32 FMA peak ${peak.toFixed(1)} GFLOP/s.`,
   `Load average before/after: ${load0.map((x) => x.toFixed(2)).join(' ')} / ${load1.map((x) => x.toFixed(2)).join(' ')} (a shared machine inflates every number).`,
-  `Training step: hidden 512, 8 layers, 8 heads / 2 KV heads, FFN 1408, vocab 8192, batch 4 x seq 512, AdamW; ${(stepFlops / 1e9).toFixed(0)} GFLOP per step; median of ${args.steps} steps after 1 warm-up, best of ${args.rounds} rounds per metric; GEMM and attention: best of 20/6/5 calls, the side that goes first alternates by round. ours/PyTorch compares each side's best round; the median round ratio is the median of the ratios within each round.`,
+  `Training step: hidden 512, 8 layers, 8 heads / 2 KV heads, FFN 1408, vocab 8192, batch 4 x seq 512, AdamW; ${(stepFlops / 1e9).toFixed(0)} GFLOP per step; median of ${args.steps} steps after 1 warm-up, best of ${args.rounds} rounds per metric; GEMM and attention: ${rounds * micro} paired measurements (${micro} per round) of the best of 20/6/5 calls; the side that goes first alternates. ours/PyTorch compares each side's best round; the median round ratio is the median of the ratios within each round.`,
   '',
 ];
 const md = [

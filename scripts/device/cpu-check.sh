@@ -46,7 +46,7 @@ if [ "${1:-}" != quick ]; then
   OMNITRAIN_GEMM=openblas timeout 100 node --experimental-strip-types --no-warnings bench/cpu/gemm.ts --threads "$T" \
     --rounds 2 --reps 3 --python python3 --out "$OUT/gemm-openblas-$T-threads.md" >"$OUT/gemm-openblas.log" 2>&1
   summary+=("gemm bench (openblas) exit $?")
-  timeout 200 node --experimental-strip-types --no-warnings bench/cpu/bench.ts --threads "$T" --rounds 1 --steps 2 \
+  timeout 200 node --experimental-strip-types --no-warnings bench/cpu/bench.ts --threads "$T" --rounds 1 --micro 2 --steps 2 \
     --python python3 >"$OUT/bench.log" 2>&1
   summary+=("bench:cpu exit $?")
   cp bench/results/cpu-latest.md "$OUT/bench-cpu-$T-threads.md" 2>/dev/null
