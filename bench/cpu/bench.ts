@@ -117,8 +117,9 @@ const oursMicroRuns: Record<string, number>[] = [];
 const torchMicroRuns: Record<string, any>[] = [];
 const oursTrainRuns: any[] = [];
 const torchTrainRuns: any[] = [];
-// Which side goes first alternates by round (the second runs on a warmer, possibly down-clocked CPU), and the FMA
-// peak is re-measured at the end of a round, after the training steps, not right before either side's GEMMs.
+// Which side goes first alternates by GEMM/attention pair (the second runs on a warmer, possibly down-clocked CPU),
+// and the FMA peak is re-measured at the end of a round, after the training steps, not right before either side's
+// GEMMs.
 const micro = Math.max(1, Number(args.micro));
 for (let r = 0; r < rounds; r++) {
   for (let i = 0; i < micro; i++) {
