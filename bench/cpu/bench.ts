@@ -138,8 +138,10 @@ for (let r = 0; r < rounds; r++) {
   peak = Math.max(peak, fmaPeakGflops(threads, 0.5));
   console.log(`[bench:cpu] round ${r + 1}: fp32 FMA peak, ${threads} threads: ${peak.toFixed(1)} GFLOP/s`);
 }
-const bestOf = (runs: Record<string, any>[], key: string) =>
-  Math.min(...runs.map((x) => (typeof x[key] === 'number' ? x[key] : x[key].seconds)));
+/** Seconds of a micro metric in one run (the torch side reports { seconds }, ours a bare number). */
+const secondsOf = (run: Record<string, any>, key: string): number =>
+  typeof run[key] === 'number' ? run[key] : run[key].seconds;
+const bestOf = (runs: Record<string, any>[], key: string) => Math.min(...runs.map((x) => secondsOf(x, key)));
 const bestTrain = (runs: any[]) => runs.reduce((a, b) => (b.tokensPerSec > a.tokensPerSec ? b : a));
 const ours: Record<string, any> = {};
 for (const n of [1024, 2048]) {
@@ -179,8 +181,6 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const secondsOf = (run: Record<string, any>, key: string): number =>
-  typeof run[key] === 'number' ? run[key] : run[key].seconds;
 const microRoundRatio = (key: string) =>
   torchMicroRuns.length
     ? median(oursMicroRuns.map((o, i) => secondsOf(torchMicroRuns[i]!, key) / secondsOf(o, key)))
